@@ -1,0 +1,159 @@
+//! Plain records exchanged with the store. They carry no behaviour: the domain
+//! core owns the rules, the store only keeps the data.
+
+use serde::{Deserialize, Serialize};
+
+/// A served domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// Password-derived secrets. The password itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Argon2id PHC string, for HTTP sign-in and future SASL.
+    pub password_hash: String,
+    /// Digest HA1 values, one per (realm, algorithm, username form).
+    pub ha1: Vec<Ha1>,
+}
+
+/// One digest HA1 = H(username ":" realm ":" password), lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ha1 {
+    pub realm: String,
+    /// `MD5` or `SHA-256` (RFC 7616 names).
+    pub algorithm: String,
+    /// The digest `username` the value was computed for (`alice` or `alice@example.com`).
+    pub username: String,
+    pub hex: String,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// `user@domain`, lower-case.
+    pub address: String,
+    pub display_name: Option<String>,
+    pub credentials: Credentials,
+    pub created_ms: i64,
+}
+
+/// A stored user (without credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub address: String,
+    pub display_name: Option<String>,
+    pub created_ms: i64,
+}
+
+/// One registered contact of an address of record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingRecord {
+    /// Address of record, `user@domain`.
+    pub aor: String,
+    /// The Contact URI exactly as registered; with `aor` it identifies the binding.
+    pub contact: String,
+    /// `+sip.instance` (RFC 5626/5627), without the angle brackets' quotes.
+    pub instance: Option<String>,
+    /// `reg-id` (RFC 5626 outbound flows).
+    pub reg_id: Option<u32>,
+    /// q-value times 1000 (0..=1000), None when the Contact had no q.
+    pub q_milli: Option<u16>,
+    pub expires_ms: i64,
+    pub call_id: String,
+    pub cseq: u32,
+    /// `udp`, `tcp`, `tls`, `ws` or `wss`: how the REGISTER arrived.
+    pub transport: String,
+    /// Where the REGISTER came from, `ip:port` (the NAT-facing address).
+    pub source: String,
+    /// Our address it arrived on, `ip:port`.
+    pub local: String,
+    /// Path header values (RFC 3327), in order.
+    pub path: Vec<String>,
+    pub user_agent: Option<String>,
+    /// Feature tags and other Contact parameters the device declared
+    /// (`methods`, `+sip.message`, `isfocus`…), as `name[=value]` strings.
+    pub features: Vec<String>,
+    pub registered_ms: i64,
+}
+
+/// A change to the stored bindings, applied in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingChange {
+    /// Insert or replace the binding identified by (aor, contact).
+    Upsert(BindingRecord),
+    /// Remove one binding.
+    Remove { aor: String, contact: String },
+    /// Remove every binding of an address of record.
+    RemoveAll { aor: String },
+}
+
+/// Where a policy document applies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PolicyScope {
+    Global,
+    /// `user@domain`, lower-case.
+    User(String),
+}
+
+impl PolicyScope {
+    /// The textual key stored in the database: `global` or `user:ADDRESS`.
+    pub fn key(&self) -> String {
+        match self {
+            PolicyScope::Global => "global".to_owned(),
+            PolicyScope::User(a) => format!("user:{a}"),
+        }
+    }
+
+    /// Inverse of [`PolicyScope::key`].
+    pub fn from_key(key: &str) -> Option<PolicyScope> {
+        if key == "global" {
+            Some(PolicyScope::Global)
+        } else {
+            key.strip_prefix("user:").map(|a| PolicyScope::User(a.to_owned()))
+        }
+    }
+}
+
+/// An instant message to hold for a signed-out recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOfflineMessage {
+    pub recipient: String,
+    /// The sender's address of record.
+    pub sender: String,
+    pub sender_display: Option<String>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// When the server accepted it (becomes the `Date` on delivery).
+    pub received_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A held instant message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineMessage {
+    pub id: i64,
+    pub recipient: String,
+    pub sender: String,
+    pub sender_display: Option<String>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub received_ms: i64,
+    pub expires_ms: i64,
+    pub attempts: u32,
+}
+
+/// One entry of a user's contact list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    pub owner: String,
+    pub contact: String,
+    /// Group name; None for the default (ungrouped) entries.
+    pub group: Option<String>,
+    /// Privacy access level the owner grants this contact (`blocked`, `external`,
+    /// `colleagues`, `workgroup`, `family`); None means the default for the relationship.
+    pub level: Option<String>,
+    pub added_ms: i64,
+}
