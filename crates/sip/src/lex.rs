@@ -1,0 +1,190 @@
+//! Character classes and small scanners shared by the grammars (RFC 3261 §25.1).
+
+/// `token` characters: alphanum and `-.!%*_+`'~`.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// True if `s` is a non-empty token.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// `unreserved` = alphanum / mark.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// Linear white space inside a header value (folding is already undone).
+pub fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Splits `s` at top-level occurrences of `sep`: separators inside quoted strings
+/// (with backslash escapes) or inside `<...>` do not count.
+pub fn split_top_level(s: &str, sep: u8) -> Vec<&str> {
+    let bytes = s.as_bytes();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut in_angle = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_quotes {
+            if b == b'\\' {
+                i += 1;
+            } else if b == b'"' {
+                in_quotes = false;
+            }
+        } else if b == b'"' {
+            in_quotes = true;
+        } else if b == b'<' {
+            in_angle = true;
+        } else if b == b'>' {
+            in_angle = false;
+        } else if b == sep && !in_angle {
+            parts.push(&s[start..i]);
+            start = i + 1;
+        }
+        i += 1;
+    }
+    parts.push(&s[start.min(s.len())..]);
+    parts
+}
+
+/// Removes the quotes and backslash escapes of a `quoted-string`; `None` if `s`
+/// is not a well-formed quoted string.
+pub fn unquote(s: &str) -> Option<String> {
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Quotes `s` as a `quoted-string`, escaping `"` and `\`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Returns the value unquoted if it is a quoted string, else as it is.
+pub fn unquote_or_raw(s: &str) -> String {
+    unquote(s).unwrap_or_else(|| s.to_owned())
+}
+
+/// Length of the quoted string that starts at `s[0] == '"'`, including both
+/// quotes; `None` if it is not terminated.
+pub fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Percent-decodes `s`; `None` on a malformed escape. Decoded bytes that are not
+/// UTF-8 are kept as Latin-1 code points so no input is lost.
+pub fn unescape(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let h = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(h).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    })
+}
+
+/// Percent-encodes every byte of `s` for which `keep` is false.
+pub fn escape(s: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[(b >> 4) as usize]));
+            out.push(char::from(b"0123456789ABCDEF"[(b & 15) as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_angles() {
+        assert_eq!(
+            split_top_level(r#"a, "b,c", <sip:x;y,z>"#, b','),
+            vec!["a", r#" "b,c""#, " <sip:x;y,z>"]
+        );
+        assert_eq!(
+            split_top_level(r#""a\"," , b"#, b','),
+            vec![r#""a\"," "#, " b"]
+        );
+    }
+
+    #[test]
+    fn quoting_round_trips() {
+        let s = r#"He said "hi" \o/"#;
+        assert_eq!(unquote(&quote(s)).as_deref(), Some(s));
+        assert_eq!(unquote("\"unterminated"), None);
+        assert_eq!(quoted_len(br#""a\"b" rest"#), Some(6));
+        assert_eq!(quoted_len(br#""open"#), None);
+    }
+
+    #[test]
+    fn escapes_decode_and_encode() {
+        assert_eq!(
+            unescape("sips%3Auser%40example.com").as_deref(),
+            Some("sips:user@example.com")
+        );
+        assert_eq!(unescape("null-%00-null").as_deref(), Some("null-\0-null"));
+        assert_eq!(unescape("bad%2"), None);
+        assert_eq!(unescape("bad%zz"), None);
+        assert_eq!(escape("a:b@c", is_unreserved), "a%3Ab%40c");
+    }
+}

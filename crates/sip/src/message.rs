@@ -1,0 +1,299 @@
+//! Requests, responses and their serialisation.
+
+use crate::error::ParseError;
+use crate::header::{HeaderName, Headers};
+use crate::method::Method;
+use crate::typed::Via;
+use crate::uri::Uri;
+
+/// A SIP request. `Content-Length` is not kept among the headers: it is derived
+/// from `body` when the request is written, so it can never disagree with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// A SIP response. As for [`Request`], `Content-Length` is derived from `body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// Either kind of message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Message {
+    /// The headers, whichever kind this is.
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    /// Writes the message in wire format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+}
+
+fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
+    for h in headers.iter() {
+        out.extend_from_slice(h.name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+fn estimate(headers: &Headers, body: &[u8]) -> usize {
+    headers
+        .iter()
+        .map(|h| h.name.as_str().len() + h.value.len() + 4)
+        .sum::<usize>()
+        + body.len()
+        + 64
+}
+
+impl Request {
+    /// A request with no headers and no body.
+    pub fn new(method: Method, uri: Uri) -> Request {
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Writes the request in wire format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let uri = self.uri.to_string();
+        let mut out = Vec::with_capacity(estimate(&self.headers, &self.body) + uri.len());
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(uri.as_bytes());
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
+    }
+
+    /// The transaction key of this request (RFC 3261 §17.2.3): topmost Via
+    /// branch and sent-by, and the method, with ACK folded into INVITE.
+    pub fn transaction_key(&self) -> Result<TransactionKey, ParseError> {
+        let via = self.headers.top_via()?;
+        TransactionKey::for_server(&via, &self.method)
+    }
+}
+
+impl Response {
+    /// A response with the default reason phrase and no headers.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            reason: default_reason(status).to_owned(),
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Writes the response in wire format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(estimate(&self.headers, &self.body) + self.reason.len());
+        out.extend_from_slice(b"SIP/2.0 ");
+        out.extend_from_slice(self.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
+    }
+
+    /// True for 1xx.
+    pub fn is_provisional(&self) -> bool {
+        self.status < 200
+    }
+
+    /// The response to `req` per RFC 3261 §8.2.6: Via, From, To, Call-ID and
+    /// CSeq copied, nothing else. The caller adds a To tag where one is needed.
+    pub fn to_request(req: &Request, status: u16) -> Response {
+        let mut resp = Response::new(status);
+        for h in req.headers.iter() {
+            if matches!(
+                h.name,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+            ) {
+                resp.headers.0.push(h.clone());
+            }
+        }
+        resp
+    }
+
+    /// Sets the reason phrase (builder style). Control characters are replaced so
+    /// that a reason built from user input cannot break the status line.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Response {
+        let r: String = reason.into();
+        self.reason = r
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self
+    }
+
+    /// Adds a header (builder style).
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Response {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Adds a To tag if the To header has none (builder style).
+    pub fn with_to_tag(mut self, tag: &str) -> Response {
+        if let Ok(mut to) = self.headers.to()
+            && to.tag().is_none()
+        {
+            to.params.set("tag", Some(tag));
+            self.headers.set(HeaderName::To, to.to_string());
+        }
+        self
+    }
+
+    /// The topmost Via (the one the response travels back along).
+    pub fn top_via(&self) -> Result<Via, ParseError> {
+        self.headers.top_via()
+    }
+}
+
+/// Identifies a transaction (RFC 3261 §17.1.3 / §17.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransactionKey {
+    /// The Via branch.
+    pub branch: String,
+    /// The Via sent-by (server side only; empty for client transactions).
+    pub sent_by: String,
+    /// The method, with ACK mapped to INVITE (ACK for non-2xx matches the INVITE).
+    pub method: Method,
+}
+
+impl TransactionKey {
+    /// Key of a server transaction for a request with this top Via and method.
+    pub fn for_server(via: &Via, method: &Method) -> Result<TransactionKey, ParseError> {
+        let branch = via
+            .branch()
+            .ok_or_else(|| ParseError::header("Via", "missing branch parameter"))?;
+        let method = if *method == Method::Ack {
+            Method::Invite
+        } else {
+            method.clone()
+        };
+        Ok(TransactionKey {
+            branch: branch.to_owned(),
+            sent_by: via.sent_by().to_ascii_lowercase(),
+            method,
+        })
+    }
+
+    /// Key of a client transaction: the branch we put in the top Via and the
+    /// method of the request (responses carry it in CSeq).
+    pub fn for_client(branch: &str, method: &Method) -> TransactionKey {
+        let method = if *method == Method::Ack {
+            Method::Invite
+        } else {
+            method.clone()
+        };
+        TransactionKey {
+            branch: branch.to_owned(),
+            sent_by: String::new(),
+            method,
+        }
+    }
+}
+
+/// The reason phrases of RFC 3261 §21 and later RFCs.
+pub fn default_reason(status: u16) -> &'static str {
+    match status {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        412 => "Conditional Request Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        439 => "First Hop Lacks Outbound Support",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => match status / 100 {
+            1 => "Progress",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Global Failure",
+        },
+    }
+}

@@ -1,0 +1,540 @@
+//! Parsing of messages from bytes, and the semantic checks a server applies
+//! before acting on a request.
+
+use crate::error::ParseError;
+use crate::header::{Header, HeaderName, Headers};
+use crate::lex;
+use crate::message::{Message, Request, Response};
+use crate::method::Method;
+use crate::uri::Uri;
+
+/// Bounds on what the parser accepts, so one client cannot make the server
+/// allocate or scan without limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message (head and body) accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most header lines accepted.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    /// 64 KiB covers the largest presence documents (25 KB) with room to spare;
+    /// 256 header lines is far above what real clients send.
+    fn default() -> Limits {
+        Limits {
+            max_message_bytes: 65_535,
+            max_headers: 256,
+        }
+    }
+}
+
+/// The start line and headers of a message, before its body is considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub start: StartLine,
+    /// Headers without Content-Length.
+    pub headers: Headers,
+    /// The declared Content-Length, if any.
+    pub content_length: Option<usize>,
+}
+
+/// The first line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    Request { method: Method, uri: Uri },
+    Response { status: u16, reason: String },
+}
+
+/// Finds the end of the head: the index just past the blank line. `None` if
+/// the blank line has not arrived yet.
+pub fn head_end(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let nl = memchr::memchr(b'\n', &bytes[pos..])? + pos;
+        let next = nl + 1;
+        if bytes.get(next) == Some(&b'\n') {
+            return Some(next + 1);
+        }
+        if bytes.get(next) == Some(&b'\r') && bytes.get(next + 1) == Some(&b'\n') {
+            return Some(next + 2);
+        }
+        pos = next;
+    }
+}
+
+/// Parses the head (`bytes` must hold at least the whole head). Returns the
+/// head and the offset at which the body starts.
+pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseError> {
+    let end = head_end(bytes).ok_or(ParseError::Truncated)?;
+    if end > limits.max_message_bytes {
+        return Err(ParseError::TooLarge {
+            size: end,
+            limit: limits.max_message_bytes,
+        });
+    }
+    let head = &bytes[..end];
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let first = lines.next().ok_or(ParseError::Truncated)?;
+    let start = parse_start_line(first)?;
+    let mut headers: Vec<Header> = Vec::new();
+    let mut content_length: Option<usize> = None;
+    let mut cl_lines = 0;
+    for (idx, line) in lines.enumerate() {
+        let lineno = idx + 2;
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            // Folded continuation of the previous header (RFC 3261 §7.3.1).
+            let prev = headers.last_mut().ok_or(ParseError::HeaderLine {
+                line: lineno,
+                what: "continuation line before any header",
+            })?;
+            let cont = std::str::from_utf8(line)
+                .map_err(|_| ParseError::HeaderLine {
+                    line: lineno,
+                    what: "not UTF-8",
+                })?
+                .trim();
+            if !cont.is_empty() {
+                if !prev.value.is_empty() {
+                    prev.value.push(' ');
+                }
+                prev.value.push_str(cont);
+            }
+            continue;
+        }
+        let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine {
+            line: lineno,
+            what: "missing colon",
+        })?;
+        let name = std::str::from_utf8(&line[..colon])
+            .map_err(|_| ParseError::HeaderLine {
+                line: lineno,
+                what: "name not UTF-8",
+            })?
+            .trim_end_matches([' ', '\t']);
+        if !lex::is_token(name) {
+            return Err(ParseError::HeaderLine {
+                line: lineno,
+                what: "invalid header name",
+            });
+        }
+        let value = std::str::from_utf8(&line[colon + 1..])
+            .map_err(|_| ParseError::HeaderLine {
+                line: lineno,
+                what: "value not UTF-8",
+            })?
+            .trim_matches([' ', '\t']);
+        if value.bytes().any(|b| b < b' ' && b != b'\t') {
+            return Err(ParseError::HeaderLine {
+                line: lineno,
+                what: "control character in value",
+            });
+        }
+        let name = HeaderName::parse(name);
+        if name == HeaderName::ContentLength {
+            cl_lines += 1;
+            if cl_lines > 1 {
+                return Err(ParseError::ContentLength("more than one value"));
+            }
+            if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::ContentLength("not a non-negative integer"));
+            }
+            content_length = Some(
+                value
+                    .parse()
+                    .map_err(|_| ParseError::ContentLength("not a number"))?,
+            );
+            continue;
+        }
+        if headers.len() >= limits.max_headers {
+            return Err(ParseError::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        headers.push(Header {
+            name,
+            value: value.to_owned(),
+        });
+    }
+    // Folding may leave a Content-Length continuation; it is handled above
+    // because Content-Length lines are consumed before continuation could apply
+    // (a continuation after it would attach to the previous header instead).
+    Ok((
+        Head {
+            start,
+            headers: Headers(headers),
+            content_length,
+        },
+        end,
+    ))
+}
+
+fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
+    let line = std::str::from_utf8(line).map_err(|_| ParseError::StartLine("not UTF-8"))?;
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+        let (version, rest) = line
+            .split_once(' ')
+            .ok_or(ParseError::StartLine("missing status code"))?;
+        if !version.eq_ignore_ascii_case("SIP/2.0") {
+            return Err(ParseError::Version);
+        }
+        let (code, reason) = match rest.split_once(' ') {
+            Some((c, r)) => (c, r),
+            None => (rest, ""),
+        };
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::StartLine("status code must be three digits"));
+        }
+        let status: u16 = code
+            .parse()
+            .map_err(|_| ParseError::StartLine("bad status code"))?;
+        if !(100..=699).contains(&status) {
+            return Err(ParseError::StartLine("status code out of range"));
+        }
+        if reason.bytes().any(|b| b < b' ' && b != b'\t') {
+            return Err(ParseError::StartLine("control character in reason phrase"));
+        }
+        return Ok(StartLine::Response {
+            status,
+            reason: reason.to_owned(),
+        });
+    }
+    let mut parts = line.split(' ');
+    let (Some(m), Some(u), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::StartLine(
+            "request line must be: method SP uri SP version",
+        ));
+    };
+    let method = Method::parse(m).ok_or(ParseError::StartLine("invalid method"))?;
+    if u.is_empty() {
+        return Err(ParseError::StartLine("empty Request-URI"));
+    }
+    if !v.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(if v.len() >= 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+            ParseError::Version
+        } else {
+            ParseError::StartLine("missing SIP version")
+        });
+    }
+    let uri = Uri::parse(u)?;
+    Ok(StartLine::Request { method, uri })
+}
+
+pub(crate) fn assemble(head: Head, body: Vec<u8>) -> Message {
+    match head.start {
+        StartLine::Request { method, uri } => Message::Request(Request {
+            method,
+            uri,
+            headers: head.headers,
+            body,
+        }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers: head.headers,
+            body,
+        }),
+    }
+}
+
+/// Parses one message received as a datagram (UDP). Bytes beyond the declared
+/// Content-Length are ignored (RFC 3261 §18.3); a Content-Length larger than
+/// the datagram is an error; without Content-Length the body runs to the end.
+pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(ParseError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
+    let (head, body_start) = parse_head(bytes, limits)?;
+    let available = bytes.len() - body_start;
+    let len = match head.content_length {
+        Some(cl) if cl > available => {
+            return Err(ParseError::ContentLength("larger than the message"));
+        }
+        Some(cl) => cl,
+        None => available,
+    };
+    Ok(assemble(head, bytes[body_start..body_start + len].to_vec()))
+}
+
+/// Parses exactly one complete message whose length the caller already knows
+/// (the stream framer). Content-Length is required on streams.
+pub fn parse_exact(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError> {
+    let (head, body_start) = parse_head(bytes, limits)?;
+    let cl = head.content_length.unwrap_or(0);
+    if body_start + cl != bytes.len() {
+        return Err(ParseError::ContentLength(
+            "does not match the framed message",
+        ));
+    }
+    Ok(assemble(head, bytes[body_start..].to_vec()))
+}
+
+/// Why a syntactically framed request cannot be acted on, with the response
+/// status a server should send (400, 416, 505…) and a reason phrase naming
+/// the defect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defect {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Defect {
+    fn bad(e: ParseError) -> Defect {
+        Defect {
+            status: 400,
+            reason: capitalise(&e.to_string()),
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Maps an error from [`parse_datagram`]/[`parse_exact`] to the answer owed to
+/// the sender when enough of the request survived to answer at all.
+pub fn defect_for(e: &ParseError) -> Defect {
+    match e {
+        ParseError::Version => Defect {
+            status: 505,
+            reason: "Version Not Supported".into(),
+        },
+        ParseError::TooLarge { .. } => Defect {
+            status: 513,
+            reason: "Message Too Large".into(),
+        },
+        other => Defect::bad(other.clone()),
+    }
+}
+
+/// The checks every request must pass before any processing (RFC 3261 §8.2,
+/// §16.3): mandatory headers present once and well-formed, CSeq method equal
+/// to the request method, a usable Request-URI. Per-method rules (Require,
+/// Content-Type of MESSAGE…) belong to the method handlers.
+pub fn check_request(req: &Request) -> Result<(), Defect> {
+    req.headers.top_via().map_err(Defect::bad)?;
+    req.headers.vias().map_err(Defect::bad)?;
+    req.headers.from().map_err(Defect::bad)?;
+    req.headers.to().map_err(Defect::bad)?;
+    req.headers.call_id().map_err(Defect::bad)?;
+    let cseq = req.headers.cseq().map_err(Defect::bad)?;
+    if cseq.method != req.method {
+        return Err(Defect {
+            status: 400,
+            reason: "Bad CSeq: method does not match request line".into(),
+        });
+    }
+    req.headers.max_forwards().map_err(Defect::bad)?;
+    req.headers.expires().map_err(Defect::bad)?;
+    req.headers.content_type().map_err(Defect::bad)?;
+    match &req.uri {
+        Uri::Sip(u) if !u.headers.is_empty() => Err(Defect {
+            status: 400,
+            reason: "Bad Request-URI: headers are not allowed in a Request-URI".into(),
+        }),
+        Uri::Sip(_) | Uri::Tel(_) => Ok(()),
+        Uri::Absolute(_) => Err(Defect {
+            status: 416,
+            reason: "Unsupported URI Scheme".into(),
+        }),
+    }
+}
+
+/// The checks a response must pass before it is matched to a transaction:
+/// a Via to travel back on and a well-formed CSeq.
+pub fn check_response(resp: &Response) -> Result<(), ParseError> {
+    resp.headers.top_via()?;
+    resp.headers.cseq()?;
+    resp.headers.call_id()?;
+    resp.headers.from()?;
+    resp.headers.to()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: &str = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: abc@192.0.2.1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@192.0.2.1>\r\nContent-Length: 0\r\n\r\n";
+
+    fn req(bytes: &[u8]) -> Request {
+        match parse_datagram(bytes, &Limits::default()).expect("parses") {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("not a request"),
+        }
+    }
+
+    #[test]
+    fn parses_and_round_trips_a_register() {
+        let r = req(REG.as_bytes());
+        assert_eq!(r.method, Method::Register);
+        assert_eq!(r.headers.call_id().expect("call-id"), "abc@192.0.2.1");
+        assert!(check_request(&r).is_ok());
+        assert_eq!(r.to_bytes(), REG.as_bytes());
+    }
+
+    #[test]
+    fn folded_headers_and_bare_lf() {
+        let m = "OPTIONS sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\nSubject: one\n  two\n\ttwo-and-a-half\nTo: <sip:x@example.com>\nFrom: <sip:y@example.com>;tag=9\nCall-ID: c\nCSeq: 2 OPTIONS\n\n";
+        let r = req(m.as_bytes());
+        assert_eq!(
+            r.headers.get(&HeaderName::Subject),
+            Some("one two two-and-a-half")
+        );
+        assert!(check_request(&r).is_ok());
+    }
+
+    #[test]
+    fn datagram_content_length_rules() {
+        let extra = format!("{REG}garbage after the message");
+        assert!(req(extra.as_bytes()).body.is_empty());
+        let long = REG.replace("Content-Length: 0", "Content-Length: 5");
+        assert_eq!(
+            parse_datagram(long.as_bytes(), &Limits::default()),
+            Err(ParseError::ContentLength("larger than the message"))
+        );
+        let neg = REG.replace("Content-Length: 0", "Content-Length: -999");
+        assert!(matches!(
+            parse_datagram(neg.as_bytes(), &Limits::default()),
+            Err(ParseError::ContentLength(_))
+        ));
+        let two = REG.replace("Content-Length: 0", "Content-Length: 0\r\nl: 0");
+        assert!(matches!(
+            parse_datagram(two.as_bytes(), &Limits::default()),
+            Err(ParseError::ContentLength(_))
+        ));
+    }
+
+    #[test]
+    fn start_line_defects() {
+        let cases = [
+            ("INVITE  sip:a@b SIP/2.0", "double space"),
+            ("OPTIONS sip:a@b SIP/2.0  ", "trailing space"),
+            ("INVITE sip:user@example.com; lr SIP/2.0", "space in uri"),
+            ("INVITE <sip:a@b> SIP/2.0", "angle brackets"),
+        ];
+        for (line, what) in cases {
+            let m = REG.replacen("REGISTER sip:example.com SIP/2.0", line, 1);
+            assert!(
+                parse_datagram(m.as_bytes(), &Limits::default()).is_err(),
+                "{what} should fail"
+            );
+        }
+        let v7 = REG.replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+        assert_eq!(
+            parse_datagram(v7.as_bytes(), &Limits::default()),
+            Err(ParseError::Version)
+        );
+        assert_eq!(defect_for(&ParseError::Version).status, 505);
+    }
+
+    #[test]
+    fn responses_with_odd_reasons() {
+        for (raw, status, reason) in [
+            ("SIP/2.0 100 \r\n", 100, ""),
+            ("SIP/2.0 100\r\n", 100, ""),
+            (
+                "SIP/2.0 200 = 2**3 * 5**2 но сто\r\n",
+                200,
+                "= 2**3 * 5**2 но сто",
+            ),
+        ] {
+            let m = format!("{raw}Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n");
+            match parse_datagram(m.as_bytes(), &Limits::default()).expect("parses") {
+                Message::Response(r) => {
+                    assert_eq!(r.status, status);
+                    assert_eq!(r.reason, reason);
+                }
+                Message::Request(_) => panic!("not a response"),
+            }
+        }
+        let big = "SIP/2.0 4294967301 better not break the receiver\r\nContent-Length: 0\r\n\r\n";
+        assert!(parse_datagram(big.as_bytes(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let mismatch = REG.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
+        assert_eq!(
+            check_request(&req(mismatch.as_bytes())).map_err(|d| d.status),
+            Err(400)
+        );
+        let nocallid = REG.replace("Call-ID: abc@192.0.2.1\r\n", "");
+        let d = check_request(&req(nocallid.as_bytes())).expect_err("missing call-id");
+        assert_eq!(d.status, 400);
+        assert!(d.reason.contains("Call-ID"), "{}", d.reason);
+        let twice = REG.replace(
+            "To: <sip:alice@example.com>\r\n",
+            "To: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n",
+        );
+        assert!(check_request(&req(twice.as_bytes())).is_err());
+        let scheme = REG.replace(
+            "REGISTER sip:example.com",
+            "REGISTER nobodyKnowsThisScheme:totallyopaquecontent",
+        );
+        assert_eq!(
+            check_request(&req(scheme.as_bytes())).map_err(|d| d.status),
+            Err(416)
+        );
+        let uri_headers = REG.replace(
+            "REGISTER sip:example.com",
+            "REGISTER sip:example.com?Route=%3Csip:x%3E",
+        );
+        assert_eq!(
+            check_request(&req(uri_headers.as_bytes())).map_err(|d| d.status),
+            Err(400)
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let tight = Limits {
+            max_message_bytes: 100,
+            max_headers: 256,
+        };
+        assert!(matches!(
+            parse_datagram(REG.as_bytes(), &tight),
+            Err(ParseError::TooLarge { .. })
+        ));
+        let few = Limits {
+            max_message_bytes: 65_535,
+            max_headers: 3,
+        };
+        assert!(matches!(
+            parse_datagram(REG.as_bytes(), &few),
+            Err(ParseError::TooManyHeaders { limit: 3 })
+        ));
+    }
+
+    #[test]
+    fn header_line_defects() {
+        let nocolon = REG.replace("Max-Forwards: 70", "Max-Forwards 70");
+        assert!(matches!(
+            parse_datagram(nocolon.as_bytes(), &Limits::default()),
+            Err(ParseError::HeaderLine { .. })
+        ));
+        let badname = REG.replace("Max-Forwards: 70", "Max Forwards: 70");
+        assert!(matches!(
+            parse_datagram(badname.as_bytes(), &Limits::default()),
+            Err(ParseError::HeaderLine { .. })
+        ));
+        assert_eq!(
+            parse_datagram(b"REGISTER sip:x SIP/2.0\r\nVia: a", &Limits::default()),
+            Err(ParseError::Truncated)
+        );
+    }
+}
