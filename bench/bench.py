@@ -1,0 +1,1344 @@
+#!/usr/bin/env python3
+"""Switchboard vs Kamailio load benchmark (SIPp), standard library only.
+
+Usage: bench/run.sh SCENARIO [options]      (see --help, and bench/README.md)
+
+SCENARIO is one of: register, message, presence.
+
+For each server (Kamailio, then Switchboard) the harness:
+  * makes a fresh temporary directory, picks free loopback ports,
+  * provisions the same users (user0000.. in domain bench.test),
+  * starts the server, waits until it answers OPTIONS on UDP,
+  * runs the SIPp scenario for a bounded time (a warm-up run first),
+  * reads the server's CPU time (utime+stime of every process in its process
+    group, from /proc/PID/stat) before and after the measured window, and
+    samples its memory,
+  * stops everything it started (also on error or Ctrl-C),
+and prints a Markdown table plus writes JSON into bench/results/.
+
+Every load targets 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+SCENARIO_DIR = BENCH_DIR / "scenarios"
+KAMAILIO_DIR = BENCH_DIR / "kamailio"
+RESULTS_DIR = BENCH_DIR / "results"
+
+DOMAIN = "bench.test"
+LOOPBACK = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+SCENARIOS = ("register", "message", "presence")
+SERVERS = ("kamailio", "switchboard")
+
+DEFAULT_SWITCHBOARD_BIN = REPO_DIR / "target" / "release" / "switchboard"
+
+
+class BenchError(Exception):
+    """A failure that aborts one server's run (reported, the run goes on)."""
+
+
+def log(msg: str) -> None:
+    ts = time.strftime("%H:%M:%S")
+    print(f"[bench {ts}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Processes we start: every one gets its own session / process group, so the
+# whole tree (Kamailio forks ~10 children) can be signalled and measured by
+# process group. The live groups are mirrored into $BENCH_PIDFILE so that
+# run.sh's trap can kill them even if this interpreter dies hard.
+# --------------------------------------------------------------------------
+
+
+class ProcRegistry:
+    def __init__(self) -> None:
+        self._procs: dict[int, tuple[str, subprocess.Popen]] = {}
+        self._lock = threading.Lock()
+        self._pidfile = os.environ.get("BENCH_PIDFILE")
+
+    def _sync(self) -> None:
+        if not self._pidfile:
+            return
+        try:
+            with open(self._pidfile, "w") as f:
+                for pgid in self._procs:
+                    f.write(f"{pgid}\n")
+        except OSError:
+            pass
+
+    def spawn(self, name: str, cmd: list[str], cwd: Path, out_path: Path,
+              env: dict | None = None, stdin_data: bytes | None = None) -> subprocess.Popen:
+        out = open(out_path, "ab")
+        try:
+            proc = subprocess.Popen(
+                cmd, cwd=str(cwd), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+                start_new_session=True, env=env)
+        finally:
+            out.close()
+        if stdin_data is not None:
+            try:
+                proc.stdin.write(stdin_data)
+                proc.stdin.close()
+            except OSError:
+                pass
+        with self._lock:
+            self._procs[proc.pid] = (name, proc)
+            self._sync()
+        return proc
+
+    def forget(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.pop(proc.pid, None)
+            self._sync()
+
+    def stop(self, proc: subprocess.Popen, grace: float = 3.0) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left."""
+        pgid = proc.pid
+        if proc.poll() is None or group_pids(pgid):
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if proc.poll() is not None and not group_pids(pgid):
+                    break
+                time.sleep(0.05)
+            if group_pids(pgid) or proc.poll() is None:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        else:
+            proc.poll()
+        self.forget(proc)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            procs = [p for _, p in self._procs.values()]
+        for p in procs:
+            try:
+                self.stop(p, grace=2.0)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
+
+
+PROCS = ProcRegistry()
+
+
+def _on_signal(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --------------------------------------------------------------------------
+# /proc readers
+# --------------------------------------------------------------------------
+
+
+def _read_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    rparen = data.rfind(")")
+    if rparen < 0:
+        return None
+    # fields after "pid (comm)": state ppid pgrp session tty tpgid flags
+    # minflt cminflt majflt cmajflt utime stime cutime cstime ...
+    return data[rparen + 2:].split()
+
+
+def group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        st = _read_stat(int(entry))
+        if st is None or st[0] == "Z":
+            continue
+        if int(st[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime+stime (+ reaped children's) of every process in the group."""
+    ticks = 0
+    for pid in group_pids(pgid):
+        st = _read_stat(pid)
+        if st is None:
+            continue
+        ticks += int(st[11]) + int(st[12]) + int(st[13]) + int(st[14])
+    return ticks / CLK_TCK
+
+
+def machine_idle_seconds() -> float:
+    with open("/proc/stat") as f:
+        parts = f.readline().split()
+    # cpu user nice system idle iowait ...
+    return (int(parts[4]) + int(parts[5])) / CLK_TCK
+
+
+def _kb_field(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class MemSampler:
+    """Samples the memory of a process group every `interval` seconds.
+
+    peak_pss_kb: highest sum of Pss (proportional set size) over the group:
+                 shared memory counted once; comparable between one process
+                 and a forking server.
+    peak_rss_kb: highest sum of VmRSS (counts shared pages once per process).
+    hwm_kb:      sum over the group of VmHWM (each process's own peak RSS).
+    """
+
+    def __init__(self, pgid: int, interval: float = 1.0) -> None:
+        self.pgid = pgid
+        self.interval = interval
+        self.peak_pss_kb = 0
+        self.peak_rss_kb = 0
+        self.hwm_kb = 0
+        self.nprocs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        pss = rss = hwm = 0
+        pids = group_pids(self.pgid)
+        for pid in pids:
+            pss += _kb_field(f"/proc/{pid}/smaps_rollup", "Pss:")
+            rss += _kb_field(f"/proc/{pid}/status", "VmRSS:")
+            hwm += _kb_field(f"/proc/{pid}/status", "VmHWM:")
+        self.peak_pss_kb = max(self.peak_pss_kb, pss)
+        self.peak_rss_kb = max(self.peak_rss_kb, rss)
+        self.hwm_kb = max(self.hwm_kb, hwm)
+        self.nprocs = max(self.nprocs, len(pids))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def start(self) -> "MemSampler":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sample()
+        return {
+            "peak_pss_kb": self.peak_pss_kb,
+            "peak_rss_sum_kb": self.peak_rss_kb,
+            "vmhwm_sum_kb": self.hwm_kb,
+            "processes": self.nprocs,
+        }
+
+
+class CpuWindow:
+    """Server CPU and whole-machine busy fraction over one window."""
+
+    def __init__(self, server_pgid: int) -> None:
+        self.server_pgid = server_pgid
+
+    def begin(self) -> None:
+        self.t0 = time.monotonic()
+        self.cpu0 = group_cpu_seconds(self.server_pgid)
+        self.idle0 = machine_idle_seconds()
+
+    def end(self) -> dict:
+        t1 = time.monotonic()
+        cpu1 = group_cpu_seconds(self.server_pgid)
+        idle1 = machine_idle_seconds()
+        wall = t1 - self.t0
+        # 1 - idle / (CPUs x elapsed): /proc/stat busy/(busy+idle) reads low here
+        busy = 1.0 - (idle1 - self.idle0) / (NCPU * wall) if wall > 0 else 0.0
+        return {
+            "wall_s": round(wall, 3),
+            "server_cpu_s": round(cpu1 - self.cpu0, 3),
+            "machine_busy": round(max(0.0, min(1.0, busy)), 3),
+        }
+
+
+# --------------------------------------------------------------------------
+# Ports and readiness
+# --------------------------------------------------------------------------
+
+_used_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for both UDP and TCP (not handed out twice)."""
+    for _ in range(500):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind((LOOPBACK, 0))
+            port = u.getsockname()[1]
+            if port in _used_ports:
+                continue
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                t.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            finally:
+                t.close()
+            _used_ports.add(port)
+            return port
+        finally:
+            u.close()
+    raise BenchError("no free loopback port found")
+
+
+def sip_options_probe(port: int, timeout: float, proc: subprocess.Popen | None = None) -> float:
+    """Send OPTIONS over UDP until any SIP response comes back.
+
+    Returns the seconds waited; raises BenchError on timeout or if `proc`
+    exits meanwhile. Any status code counts as "up".
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    lport = sock.getsockname()[1]
+    sock.settimeout(0.2)
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise BenchError(f"server exited with code {proc.returncode} before answering OPTIONS")
+            n += 1
+            msg = (
+                f"OPTIONS sip:{LOOPBACK}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {LOOPBACK}:{lport};branch=z9hG4bKprobe{os.getpid()}x{n};rport\r\n"
+                f"Max-Forwards: 70\r\n"
+                f"From: <sip:probe@{DOMAIN}>;tag=probe{n}\r\n"
+                f"To: <sip:{LOOPBACK}:{port}>\r\n"
+                f"Call-ID: probe-{os.getpid()}-{n}@{LOOPBACK}\r\n"
+                f"CSeq: {n} OPTIONS\r\n"
+                f"Content-Length: 0\r\n\r\n"
+            ).encode()
+            try:
+                sock.sendto(msg, (LOOPBACK, port))
+                data, _ = sock.recvfrom(65535)
+                if data.startswith(b"SIP/2.0 "):
+                    return time.monotonic() - start
+            except (socket.timeout, ConnectionRefusedError):
+                pass
+            time.sleep(0.05)
+    finally:
+        sock.close()
+    raise BenchError(f"no SIP answer to OPTIONS on udp {LOOPBACK}:{port} within {timeout:.0f}s")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()[-8000:].decode("utf-8", "replace")
+        return "\n".join(data.splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------
+# Users
+# --------------------------------------------------------------------------
+
+
+class User:
+    __slots__ = ("name", "password")
+
+    def __init__(self, name: str, password: str) -> None:
+        self.name = name
+        self.password = password
+
+    def ha1(self, realm: str = DOMAIN) -> str:
+        return hashlib.md5(f"{self.name}:{realm}:{self.password}".encode()).hexdigest()
+
+    def ha1b(self, realm: str = DOMAIN) -> str:
+        return hashlib.md5(f"{self.name}@{DOMAIN}:{realm}:{self.password}".encode()).hexdigest()
+
+    def auth_field(self) -> str:
+        # SIPp 3.6 cannot nest [fieldN] inside [authentication ...], but it
+        # expands a whole [authentication ...] keyword taken from a field.
+        return f"[authentication username={self.name} password={self.password}]"
+
+
+def make_users(n: int) -> list[User]:
+    # Deterministic per-user passwords (letters and digits only: they travel
+    # through SIPp keyword parsing and a CLI's stdin).
+    return [User(f"user{i:04d}", "pw" + hashlib.sha256(f"switchboard-bench-{i}".encode()).hexdigest()[:14])
+            for i in range(n)]
+
+
+def write_csv(path: Path, rows: list[tuple[str, ...]], mode: str = "SEQUENTIAL") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(mode + "\n")
+        for r in rows:
+            f.write(";".join(r) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------
+# SIPp
+# --------------------------------------------------------------------------
+
+
+class Sipp:
+    """One SIPp process with its own run directory and output files."""
+
+    def __init__(self, name: str, rundir: Path, scenario: str, local_port: int,
+                 remote_port: int | None, args: list[str]) -> None:
+        self.name = name
+        self.dir = rundir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stat = self.dir / "stat.csv"
+        self.log = self.dir / "actions.log"
+        self.err = self.dir / "errors.log"
+        self.out = self.dir / "sipp.out"
+        cmd = ["sipp"]
+        if remote_port is not None:
+            cmd.append(f"{LOOPBACK}:{remote_port}")
+        cmd += [
+            "-sf", str(SCENARIO_DIR / scenario),
+            "-i", LOOPBACK, "-p", str(local_port),
+            "-nostdin",
+            "-trace_stat", "-stf", str(self.stat), "-fd", "1",
+            "-trace_logs", "-log_file", str(self.log),
+            "-trace_err", "-error_file", str(self.err),
+            "-buff_size", "4194304",
+        ] + args
+        self.cmd = cmd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Sipp":
+        (self.dir / "cmd.txt").write_text(" ".join(self.cmd) + "\n")
+        self.proc = PROCS.spawn(f"sipp-{self.name}", self.cmd, self.dir, self.out)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def soft_stop(self) -> None:
+        """SIGUSR1: place no new calls, exit when the ongoing ones are done."""
+        if self.running():
+            try:
+                os.kill(self.proc.pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            PROCS.stop(self.proc, grace=2.0)
+
+    def finish(self, grace: float) -> tuple[int | None, bool]:
+        """Wait up to `grace` s for exit, kill otherwise. Returns (rc, killed)."""
+        rc = self.wait(grace)
+        killed = rc is None
+        self.kill()
+        return (self.proc.returncode if not killed else None), killed
+
+    def stats(self) -> dict:
+        return parse_sipp_stat(self.stat)
+
+    def log_lines(self, prefix: str) -> list[list[str]]:
+        out = []
+        try:
+            with open(self.log, errors="replace") as f:
+                for line in f:
+                    if line.startswith(prefix):
+                        out.append(line.split())
+        except OSError:
+            pass
+        return out
+
+    def diagnostics(self) -> str:
+        parts = []
+        t = tail(self.err, 12)
+        if t:
+            parts.append(f"--- {self.err} (tail)\n{t}")
+        t = tail(self.out, 25)
+        if t:
+            parts.append(f"--- {self.out} (tail)\n{t}")
+        return "\n".join(parts)
+
+
+def parse_sipp_stat(path: Path) -> dict:
+    """Last row of a SIPp -trace_stat CSV as {counter: value}."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.rstrip("\n") for ln in f if ln.strip()]
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    header = lines[0].split(";")
+    row = lines[-1].split(";")
+    d: dict = {}
+    for k, v in zip(header, row):
+        if not k:
+            continue
+        if k in ("StartTime", "LastResetTime", "CurrentTime"):
+            # "2026-11-24\t05:56:03.496119\t1795499763.496119"
+            try:
+                d[k] = float(v.split("\t")[-1])
+            except ValueError:
+                d[k] = None
+            continue
+        try:
+            d[k] = int(v)
+        except ValueError:
+            try:
+                d[k] = float(v)
+            except ValueError:
+                d[k] = v
+    return d
+
+
+def sipp_counts(st: dict) -> dict:
+    def c(name: str) -> int:
+        v = st.get(name + "(C)", 0)
+        return v if isinstance(v, int) else 0
+
+    elapsed = None
+    if st.get("StartTime") and st.get("CurrentTime"):
+        elapsed = st["CurrentTime"] - st["StartTime"]
+    return {
+        "created": c("OutgoingCall") + c("IncomingCall"),
+        "successful": c("SuccessfulCall"),
+        "failed": c("FailedCall"),
+        "failed_unexpected_msg": c("FailedUnexpectedMessage"),
+        "failed_max_udp_retrans": c("FailedMaxUDPRetrans"),
+        "failed_regexp": c("FailedRegexpDoesntMatch"),
+        "failed_call_rejected": c("FailedCallRejected"),
+        "retransmissions": c("Retransmissions"),
+        "out_of_call_msgs": c("OutOfCallMsgs"),
+        "dead_call_msgs": c("DeadCallMsgs"),
+        "elapsed_s": round(elapsed, 3) if elapsed is not None else None,
+    }
+
+
+def percentile(sorted_vals: list[float], p: float) -> float | None:
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def latency_summary_us(values_us: list[float]) -> dict:
+    v = sorted(values_us)
+    ms = lambda x: None if x is None else round(x / 1000.0, 3)  # noqa: E731
+    return {
+        "samples": len(v),
+        "p50_ms": ms(percentile(v, 50)),
+        "p90_ms": ms(percentile(v, 90)),
+        "p99_ms": ms(percentile(v, 99)),
+        "max_ms": ms(v[-1] if v else None),
+    }
+
+
+def sipp_float(tok: str) -> float:
+    # SIPp prints a double variable with %lf, but prints 0 as an empty string.
+    try:
+        return float(tok)
+    except ValueError:
+        return 0.0
+
+
+def read_latencies(sipp: Sipp) -> list[float]:
+    vals = []
+    for parts in sipp.log_lines("LAT"):
+        vals.append(sipp_float(parts[1]) if len(parts) > 1 else 0.0)
+    return vals
+
+
+# --------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------
+
+
+class Server:
+    name = "server"
+
+    def __init__(self, opts: argparse.Namespace, workdir: Path) -> None:
+        self.opts = opts
+        self.dir = workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.logfile = self.dir / "server.log"
+        self.info: dict = {}
+
+    @property
+    def pgid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise BenchError(f"{self.name} is not running (exit code {code})\n{tail(self.logfile)}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            PROCS.stop(self.proc, grace=5.0)
+
+    # subclasses: provision(users, scenario), start(scenario)
+
+
+class KamailioServer(Server):
+    name = "kamailio"
+
+    def provision(self, users: list[User], scenario: str) -> None:
+        t0 = time.monotonic()
+        db = self.dir / "kamailio.sqlite"
+        con = sqlite3.connect(db)
+        con.executescript(
+            """
+            CREATE TABLE version (
+                id INTEGER PRIMARY KEY NOT NULL,
+                table_name VARCHAR(32) NOT NULL,
+                table_version INTEGER DEFAULT 0 NOT NULL,
+                CONSTRAINT version_table_name_idx UNIQUE (table_name));
+            INSERT INTO version (table_name, table_version) VALUES ('version', 1);
+            CREATE TABLE subscriber (
+                id INTEGER PRIMARY KEY NOT NULL,
+                username VARCHAR(64) DEFAULT '' NOT NULL,
+                domain VARCHAR(64) DEFAULT '' NOT NULL,
+                password VARCHAR(64) DEFAULT '' NOT NULL,
+                ha1 VARCHAR(128) DEFAULT '' NOT NULL,
+                ha1b VARCHAR(128) DEFAULT '' NOT NULL,
+                CONSTRAINT subscriber_account_idx UNIQUE (username, domain));
+            CREATE INDEX subscriber_username_idx ON subscriber (username);
+            INSERT INTO version (table_name, table_version) VALUES ('subscriber', 7);
+            """)
+        con.executemany(
+            "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES (?, ?, ?, ?, ?)",
+            [(u.name, DOMAIN, u.password, u.ha1(), u.ha1b()) for u in users])
+        con.commit()
+        con.close()
+        subs = {
+            "PORT": str(self.port),
+            "DOMAIN": DOMAIN,
+            "CHILDREN": str(self.opts.kamailio_children),
+            "AUTH_DB_URL": f"sqlite://{db}",
+        }
+        if scenario == "presence":
+            dbtext = self.dir / "dbtext"
+            dbtext.mkdir(exist_ok=True)
+            src = Path("/usr/share/kamailio/dbtext/kamailio")
+            for table in ("version", "presentity", "active_watchers", "watchers", "xcap", "pua"):
+                if not (src / table).exists():
+                    raise BenchError(f"missing {src / table} (is kamailio installed?)")
+                shutil.copy(src / table, dbtext / table)
+            subs["PRESENCE_DB_URL"] = f"text://{dbtext}"
+        template = (KAMAILIO_DIR / f"{scenario}.cfg").read_text()
+        for k, v in subs.items():
+            template = template.replace(f"@@{k}@@", v)
+        if "@@" in template.replace("@@...@@", ""):
+            raise BenchError(f"unrendered placeholder in kamailio/{scenario}.cfg")
+        self.cfg = self.dir / "kamailio.cfg"
+        self.cfg.write_text(template)
+        self.info["provision_s"] = round(time.monotonic() - t0, 3)
+
+    def start(self, scenario: str) -> None:
+        kam = shutil.which("kamailio") or "/usr/sbin/kamailio"
+        if not Path(kam).exists():
+            raise BenchError("kamailio not found (apt-get install kamailio ...)")
+        cmd = [kam, "-f", str(self.cfg), "-DD", "-E",
+               "-m", str(self.opts.kamailio_shm), "-M", str(self.opts.kamailio_pkg),
+               "-Y", str(self.dir)]
+        (self.dir / "cmd.txt").write_text(" ".join(cmd) + "\n")
+        self.proc = PROCS.spawn("kamailio", cmd, self.dir, self.logfile)
+        waited = sip_options_probe(self.port, 20.0, self.proc)
+        self.info.update({
+            "version": _first_line([kam, "-v"]),
+            "udp": f"{LOOPBACK}:{self.port}",
+            "children": self.opts.kamailio_children,
+            "shm_mb": self.opts.kamailio_shm,
+            "pkg_mb": self.opts.kamailio_pkg,
+            "startup_s": round(waited, 3),
+            "processes": len(group_pids(self.pgid)),
+        })
+
+
+class SwitchboardServer(Server):
+    """Switchboard through its fixed CLI contract:
+
+      switchboard --data DIR domain add D
+      switchboard --data DIR user add USER@D --password-stdin   (password on stdin)
+      switchboard --data DIR serve --domain D --sip-udp A --sip-tcp A --sip-tls A
+    """
+
+    name = "switchboard"
+
+    @staticmethod
+    def binary(opts: argparse.Namespace) -> Path:
+        return Path(opts.switchboard_bin or os.environ.get("SWITCHBOARD_BIN") or DEFAULT_SWITCHBOARD_BIN)
+
+    @classmethod
+    def unavailable_reason(cls, opts: argparse.Namespace) -> str | None:
+        b = cls.binary(opts)
+        if not b.exists():
+            return (f"binary not found at {b} -- build it with "
+                    f"`cargo build --release -p switchboard-server` (or pass --switchboard-bin PATH "
+                    f"/ set SWITCHBOARD_BIN, or use --build-switchboard)")
+        if not os.access(b, os.X_OK):
+            return f"{b} is not executable"
+        return None
+
+    def __init__(self, opts: argparse.Namespace, workdir: Path) -> None:
+        super().__init__(opts, workdir)
+        self.bin = self.binary(opts)
+        self.data = self.dir / "data"
+        self.tcp_port = self.port  # same number, other transport
+        self.tls_port = free_port()
+        self.env = dict(os.environ)
+        self.env["RUST_LOG"] = opts.switchboard_log
+
+    def _cli(self, args: list[str], stdin: bytes | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        cmd = [str(self.bin), "--data", str(self.data)] + args
+        try:
+            return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
+                                  env=self.env, cwd=str(self.dir), start_new_session=True)
+        except subprocess.TimeoutExpired as e:
+            raise BenchError(f"`{' '.join(cmd)}` timed out after {timeout:.0f}s") from e
+
+    def provision(self, users: list[User], scenario: str) -> None:
+        t0 = time.monotonic()
+        self.data.mkdir(parents=True, exist_ok=True)
+        r = self._cli(["domain", "add", DOMAIN])
+        if r.returncode != 0:
+            # `serve --domain` may create it as well; a real problem shows up
+            # as failing `user add` below.
+            log(f"switchboard: `domain add {DOMAIN}` exited {r.returncode}: "
+                f"{(r.stderr or r.stdout).decode(errors='replace').strip()[:300]}")
+
+        def add(u: User) -> tuple[User, subprocess.CompletedProcess]:
+            return u, self._cli(["user", "add", f"{u.name}@{DOMAIN}", "--password-stdin"],
+                                stdin=(u.password + "\n").encode())
+
+        pending = list(users)
+        for attempt in range(3):
+            failed: list[tuple[User, subprocess.CompletedProcess]] = []
+            jobs = max(1, self.opts.provision_jobs if attempt == 0 else 1)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=jobs) as ex:
+                for u, r in ex.map(add, pending):
+                    if r.returncode != 0:
+                        failed.append((u, r))
+            if not failed:
+                break
+            pending = [u for u, _ in failed]
+            u, r = failed[0]
+            log(f"switchboard: {len(failed)} `user add` failed (attempt {attempt + 1}), e.g. {u.name}: "
+                f"exit {r.returncode}: {(r.stderr or r.stdout).decode(errors='replace').strip()[:300]}")
+        else:
+            raise BenchError(f"switchboard: could not provision {len(pending)} users (see messages above)")
+        self.info["provision_s"] = round(time.monotonic() - t0, 3)
+        self.info["provision_ms_per_user"] = round(1000 * self.info["provision_s"] / max(1, len(users)), 2)
+
+    def start(self, scenario: str) -> None:
+        cmd = [str(self.bin), "--data", str(self.data), "serve", "--domain", DOMAIN,
+               "--sip-udp", f"{LOOPBACK}:{self.port}",
+               "--sip-tcp", f"{LOOPBACK}:{self.tcp_port}",
+               "--sip-tls", f"{LOOPBACK}:{self.tls_port}"]
+        (self.dir / "cmd.txt").write_text(" ".join(cmd) + "\n")
+        self.proc = PROCS.spawn("switchboard", cmd, self.dir, self.logfile, env=self.env)
+        waited = sip_options_probe(self.port, 30.0, self.proc)
+        self.info.update({
+            "binary": str(self.bin),
+            "version": _first_line([str(self.bin), "--version"]),
+            "udp": f"{LOOPBACK}:{self.port}",
+            "tcp": f"{LOOPBACK}:{self.tcp_port}",
+            "tls": f"{LOOPBACK}:{self.tls_port}",
+            "rust_log": self.env.get("RUST_LOG"),
+            "startup_s": round(waited, 3),
+        })
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=10)
+        text = (r.stdout or r.stderr).decode(errors="replace").strip()
+        return text.splitlines()[0] if text else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+# --------------------------------------------------------------------------
+# Scenario runs
+# --------------------------------------------------------------------------
+
+
+def load_args(opts: argparse.Namespace, rate: float) -> list[str]:
+    return ["-r", f"{rate:g}", "-rp", "1000", "-l", str(opts.limit)]
+
+
+def timed_load(sipp: Sipp, seconds: float, server: Server, drain: float = 15.0) -> dict:
+    """Run a SIPp client for `seconds`, then stop placing calls and drain."""
+    sipp.start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not sipp.running():
+            break
+        server.check_alive()
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    early_exit = not sipp.running()
+    sipp.soft_stop()
+    rc = sipp.wait(drain)
+    killed = rc is None
+    sipp.kill()
+    return {"sipp_rc": sipp.proc.returncode, "sipp_killed_after_drain": killed, "sipp_exited_early": early_exit}
+
+
+def register_rows(users: list[User]) -> list[tuple[str, ...]]:
+    return [(u.name, DOMAIN, u.password, u.auth_field()) for u in users]
+
+
+def scenario_register(server: Server, users: list[User], opts: argparse.Namespace, rundir: Path) -> dict:
+    csv = write_csv(rundir / "users.csv", register_rows(users))
+    common = ["-inf", str(csv), "-auth_uri", DOMAIN] + load_args(opts, opts.rate)
+    res: dict = {"offered_rate": opts.rate, "users": len(users)}
+    if opts.warmup > 0:
+        log(f"{server.name}: register warm-up {opts.warmup:g}s at {opts.rate:g}/s")
+        w = Sipp("warmup", rundir / "warmup", "register.xml", free_port(), server.port, common)
+        timed_load(w, opts.warmup, server)
+        res["warmup"] = sipp_counts(w.stats())
+    log(f"{server.name}: register measured run {opts.duration:g}s at {opts.rate:g}/s")
+    s = Sipp("register", rundir / "measured", "register.xml", free_port(), server.port, common)
+    cpu = CpuWindow(server.pgid)
+    mem = MemSampler(server.pgid).start()
+    cpu.begin()
+    run = timed_load(s, opts.duration, server)
+    res["window"] = cpu.end()
+    res["memory"] = mem.stop()
+    res["sipp"] = sipp_counts(s.stats())
+    res["sipp"].update(run)
+    res["latency"] = latency_summary_us(read_latencies(s))
+    if res["sipp"]["successful"] == 0:
+        res["diagnostics"] = s.diagnostics()
+    finish_ops(res, res["sipp"]["successful"], "registrations")
+    return res
+
+
+def register_one(server: Server, user: User, port: int, rundir: Path) -> None:
+    """REGISTER one user (with digest) whose contact is 127.0.0.1:port."""
+    csv = write_csv(rundir / "rcpt.csv", register_rows([user]))
+    s = Sipp("register-recipient", rundir, "register.xml", port, server.port,
+             ["-inf", str(csv), "-auth_uri", DOMAIN, "-m", "1", "-timeout", "15s"]).start()
+    rc = s.wait(20)
+    s.kill()
+    st = sipp_counts(s.stats())
+    if rc != 0 or st["successful"] != 1:
+        raise BenchError(f"{server.name}: registering recipient {user.name} failed (sipp rc={rc})\n"
+                         + s.diagnostics())
+
+
+def start_uas(server: Server, port: int, rundir: Path) -> Sipp:
+    uas = Sipp("uas", rundir, "message-uas.xml", port, None, []).start()
+    time.sleep(0.3)
+    if not uas.running():
+        raise BenchError("SIPp UAS (recipient) did not start\n" + uas.diagnostics())
+    return uas
+
+
+def stop_uas(uas: Sipp) -> dict:
+    uas.soft_stop()
+    uas.finish(5.0)
+    c = sipp_counts(uas.stats())
+    return {
+        "received": c["created"],
+        "answered": c["successful"],
+        "failed": c["failed"],
+        "out_of_call_msgs": c["out_of_call_msgs"],
+        "dead_call_msgs": c["dead_call_msgs"],
+        "retransmissions": c["retransmissions"],
+    }
+
+
+def scenario_message(server: Server, users: list[User], opts: argparse.Namespace, rundir: Path) -> dict:
+    recipient, senders = users[0], users[1:]
+    uas_port = free_port()
+    register_one(server, recipient, uas_port, rundir / "register-recipient")
+    rows = [(u.name, DOMAIN, recipient.name, u.auth_field()) for u in senders]
+    csv = write_csv(rundir / "senders.csv", rows)
+    common = ["-inf", str(csv), "-auth_uri", f"{recipient.name}@{DOMAIN}"] + load_args(opts, opts.rate)
+    res: dict = {"offered_rate": opts.rate, "senders": len(senders),
+                 "recipient": f"{recipient.name}@{DOMAIN} at udp {LOOPBACK}:{uas_port}"}
+    if opts.warmup > 0:
+        log(f"{server.name}: message warm-up {opts.warmup:g}s at {opts.rate:g}/s")
+        uas = start_uas(server, uas_port, rundir / "warmup-uas")
+        w = Sipp("warmup", rundir / "warmup", "message-uac.xml", free_port(), server.port, common)
+        timed_load(w, opts.warmup, server)
+        res["warmup"] = sipp_counts(w.stats())
+        res["warmup"]["uas"] = stop_uas(uas)
+    log(f"{server.name}: message measured run {opts.duration:g}s at {opts.rate:g}/s")
+    uas = start_uas(server, uas_port, rundir / "uas")
+    s = Sipp("message", rundir / "measured", "message-uac.xml", free_port(), server.port, common)
+    cpu = CpuWindow(server.pgid)
+    mem = MemSampler(server.pgid).start()
+    cpu.begin()
+    run = timed_load(s, opts.duration, server)
+    res["window"] = cpu.end()
+    res["memory"] = mem.stop()
+    res["sipp"] = sipp_counts(s.stats())
+    res["sipp"].update(run)
+    res["uas"] = stop_uas(uas)
+    res["latency"] = latency_summary_us(read_latencies(s))
+    if res["sipp"]["successful"] == 0:
+        res["diagnostics"] = s.diagnostics()
+    finish_ops(res, res["sipp"]["successful"], "messages")
+    return res
+
+
+def finish_ops(res: dict, ops: int, unit: str) -> None:
+    w = res["window"]
+    elapsed = res["sipp"].get("elapsed_s") or w["wall_s"]
+    cpu = w["server_cpu_s"]
+    res["unit"] = unit
+    res["ops"] = ops
+    res["achieved_rate"] = round(ops / elapsed, 1) if elapsed else None
+    res["cpu_ms_per_1000"] = round(1000.0 * cpu / ops * 1000.0, 1) if ops else None
+    res["ops_per_cpu_s"] = round(ops / cpu, 1) if cpu > 0 else None
+    s = res["sipp"]
+    res["failures"] = {
+        "failed_calls": s["failed"],
+        "unexpected_msgs": s["failed_unexpected_msg"] + s["out_of_call_msgs"],
+        "retransmissions": s["retransmissions"],
+    }
+    if "uas" in res:
+        res["failures"]["uas_failed_calls"] = res["uas"]["failed"]
+        res["failures"]["unexpected_msgs"] += res["uas"]["out_of_call_msgs"]
+
+
+def scenario_presence(server: Server, users: list[User], opts: argparse.Namespace, rundir: Path) -> dict:
+    presentity, watchers = users[0], users[1:opts.watchers + 1]
+    nw = len(watchers)
+    aor = f"{presentity.name}@{DOMAIN}"
+    wcsv = write_csv(rundir / "watchers.csv",
+                     [(u.name, DOMAIN, presentity.name, u.auth_field()) for u in watchers])
+    pcsv = write_csv(rundir / "presentity.csv",
+                     [(presentity.name, DOMAIN, presentity.name, presentity.auth_field())])
+    res: dict = {"watchers": nw, "presentity": aor, "rounds": opts.rounds, "gap_ms": opts.gap_ms,
+                 "subscribe_rate": opts.rate}
+    cpu_sub = CpuWindow(server.pgid)
+    mem = MemSampler(server.pgid).start()
+    # 1. subscribe every watcher (digest-authenticated SUBSCRIBE, Event: presence)
+    log(f"{server.name}: presence: subscribing {nw} watchers at {opts.rate:g}/s")
+    w = Sipp("watchers", rundir / "watchers", "presence-watcher.xml", free_port(), server.port,
+             ["-inf", str(wcsv), "-auth_uri", aor, "-m", str(nw),
+              "-r", f"{opts.rate:g}", "-rp", "1000", "-l", str(nw + 10)])
+    cpu_sub.begin()
+    w.start()
+    sub_deadline = time.monotonic() + nw / opts.rate + 20.0
+    subscribed = 0
+    while time.monotonic() < sub_deadline:
+        server.check_alive()
+        subscribed = len(w.log_lines("SUB"))
+        if subscribed >= nw or not w.running():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the initial NOTIFY transactions settle
+    subscribed = len(w.log_lines("SUB"))
+    res["subscribe_window"] = cpu_sub.end()
+    res["subscribed"] = subscribed
+    res["subscribe_cpu_ms_per_1000"] = (round(1e6 * res["subscribe_window"]["server_cpu_s"] / subscribed, 1)
+                                        if subscribed else None)
+    if subscribed == 0:
+        w.kill()
+        res["memory"] = mem.stop()
+        raise BenchError(f"{server.name}: no watcher could subscribe\n" + w.diagnostics())
+    # 2. publish `rounds` PIDF documents; every subscribed watcher should get
+    #    one NOTIFY per round
+    log(f"{server.name}: presence: {subscribed} subscribed; publishing {opts.rounds} rounds, {opts.gap_ms} ms apart")
+    p = Sipp("publisher", rundir / "publisher", "presence-publisher.xml", free_port(), server.port,
+             ["-inf", str(pcsv), "-auth_uri", aor, "-m", "1",
+              "-set", "rounds", str(opts.rounds), "-set", "gap_ms", str(opts.gap_ms)])
+    cpu = CpuWindow(server.pgid)
+    cpu.begin()
+    p.start()
+    pub_deadline = time.monotonic() + opts.rounds * (opts.gap_ms / 1000.0 + 1.0) + 20.0
+    while time.monotonic() < pub_deadline and (p.running() or w.running()):
+        server.check_alive()
+        if not p.running() and len(w.log_lines("NTF")) >= subscribed * opts.rounds:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    res["window"] = cpu.end()
+    prc, pkilled = p.finish(0.1)
+    wrc, wkilled = w.finish(2.0)
+    res["memory"] = mem.stop()
+    res["sipp"] = {"watchers": sipp_counts(w.stats()), "publisher": sipp_counts(p.stats()),
+                   "watchers_rc": wrc, "watchers_killed": wkilled,
+                   "publisher_rc": prc, "publisher_killed": pkilled}
+    pubs = {}
+    for parts in p.log_lines("PUB"):
+        if len(parts) >= 4:
+            pubs[int(sipp_float(parts[3]))] = sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6
+    ntf: dict[int, list[float]] = {}
+    for parts in w.log_lines("NTF"):
+        if len(parts) >= 4 and parts[3].startswith("bench-round-"):
+            k = int(parts[3][len("bench-round-"):])
+            ntf.setdefault(k, []).append(sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6)
+    rounds = []
+    for k in range(1, opts.rounds + 1):
+        t0 = pubs.get(k)
+        times = sorted(ntf.get(k, []))
+        r = {"round": k, "published": t0 is not None, "notified": len(times),
+             "lost": subscribed - len(times)}
+        if t0 is not None and times:
+            delays = [(t - t0) * 1000.0 for t in times]
+            r["first_ms"] = round(delays[0], 3)
+            r["p50_ms"] = round(percentile(delays, 50), 3)
+            r["last_ms"] = round(delays[-1], 3)
+            r["notify_per_s"] = round(len(times) / max(delays[-1] / 1000.0, 1e-6), 1)
+        rounds.append(r)
+    res["rounds_detail"] = rounds
+    done = [r for r in rounds if "last_ms" in r]
+    notified = sum(r["notified"] for r in rounds)
+    res["ops"] = notified
+    res["unit"] = "NOTIFYs"
+    if done:
+        lasts = sorted(r["last_ms"] for r in done)
+        res["fanout_last_ms_median"] = round(percentile(lasts, 50), 3)
+        res["fanout_last_ms_max"] = round(lasts[-1], 3)
+        res["notify_per_s_median"] = round(percentile(sorted(r["notify_per_s"] for r in done), 50), 1)
+        res["achieved_rate"] = res["notify_per_s_median"]
+    else:
+        res["achieved_rate"] = None
+    res["lost_subscriptions"] = max((r["lost"] for r in rounds), default=nw) + (nw - subscribed)
+    cpu_s = res["window"]["server_cpu_s"]
+    res["cpu_ms_per_1000"] = round(1e6 * cpu_s / notified, 1) if notified else None
+    res["ops_per_cpu_s"] = round(notified / cpu_s, 1) if cpu_s > 0 else None
+    wc = res["sipp"]["watchers"]
+    res["failures"] = {
+        "failed_subscriptions": nw - subscribed,
+        "failed_calls": wc["failed"] + res["sipp"]["publisher"]["failed"],
+        "unexpected_msgs": wc["failed_unexpected_msg"] + wc["out_of_call_msgs"],
+        "retransmissions": wc["retransmissions"] + res["sipp"]["publisher"]["retransmissions"],
+    }
+    if len(pubs) < opts.rounds:
+        res["diagnostics"] = p.diagnostics()
+    return res
+
+
+SCENARIO_FUNCS = {
+    "register": scenario_register,
+    "message": scenario_message,
+    "presence": scenario_presence,
+}
+
+
+def users_needed(opts: argparse.Namespace) -> int:
+    if opts.scenario == "presence":
+        return max(opts.users, opts.watchers + 1)
+    if opts.scenario == "message":
+        return max(opts.users, 2)
+    return opts.users
+
+
+def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
+    cls = KamailioServer if kind == "kamailio" else SwitchboardServer
+    server = cls(opts, workdir)
+    users = make_users(users_needed(opts))
+    rundir = server.dir / "run"
+    rundir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        log(f"{kind}: provisioning {len(users)} users in {DOMAIN}")
+        server.provision(users, opts.scenario)
+        log(f"{kind}: starting on udp {LOOPBACK}:{server.port}")
+        server.start(opts.scenario)
+        res = SCENARIO_FUNCS[opts.scenario](server, users, opts, rundir)
+        server.check_alive()
+        res["status"] = "ok"
+    except BenchError as e:
+        log(f"{kind}: FAILED: {e}")
+        res = {"status": "failed", "error": str(e), "server_log_tail": tail(server.logfile, 30)}
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - a harness bug: report it, go on with the next server
+        traceback.print_exc()
+        log(f"{kind}: FAILED (harness error): {e!r}")
+        res = {"status": "failed", "error": f"harness error: {e!r}", "server_log_tail": tail(server.logfile, 30)}
+    finally:
+        server.stop()
+    res["server"] = server.info
+    res["total_s"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+
+def _fmt(v, nd=1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _mb(kb) -> str:
+    return "-" if not kb else f"{kb / 1024:,.0f}"
+
+
+def markdown(result: dict) -> str:
+    sc = result["scenario"]
+    p = result["params"]
+    out = [f"### {sc}: Switchboard vs Kamailio ({result['started']}, {result['machine']['cpus']} CPUs, "
+           f"{result['machine']['kernel']})", ""]
+    if sc == "presence":
+        out.append(f"{p['watchers']} watchers of one presentity, {p['rounds']} PUBLISH rounds "
+                   f"{p['gap_ms']} ms apart; subscriptions at {p['rate']:g}/s.")
+        out.append("")
+        out.append("| server | subscribed | NOTIFYs rcvd/expected | lost subs | fan-out last NOTIFY ms (median / max) "
+                   "| NOTIFY/s (median) | server CPU ms per 1k NOTIFY | CPU ms per 1k SUBSCRIBE "
+                   "| peak PSS MB | peak RSS sum MB |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+    else:
+        out.append(f"offered {p['rate']:g}/s for {p['duration']:g} s (after {p['warmup']:g} s warm-up), "
+                   f"{p['users']} users, UDP, SIPp and server on the same {result['machine']['cpus']} CPUs.")
+        out.append("")
+        out.append("| server | achieved ops/s | completed | failed calls | unexpected msgs | retrans "
+                   "| p50 ms | p99 ms | server CPU s | CPU ms per 1k ops | ops per CPU s "
+                   "| peak PSS MB | peak RSS sum MB | machine busy |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in SERVERS:
+        r = result["servers"].get(name)
+        if r is None:
+            continue
+        if r.get("status") != "ok":
+            why = r.get("reason") or r.get("error", "").splitlines()[0]
+            out.append(f"| {name} | {r.get('status')}: {why} |")
+            continue
+        m = r.get("memory", {})
+        if sc == "presence":
+            expected = r["subscribed"] * p["rounds"]
+            out.append(
+                f"| {name} | {r['subscribed']}/{r['watchers']} | {r['ops']}/{expected} | {r['lost_subscriptions']} "
+                f"| {_fmt(r.get('fanout_last_ms_median'), 2)} / {_fmt(r.get('fanout_last_ms_max'), 2)} "
+                f"| {_fmt(r.get('notify_per_s_median'), 0)} | {_fmt(r.get('cpu_ms_per_1000'))} "
+                f"| {_fmt(r.get('subscribe_cpu_ms_per_1000'))} "
+                f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} |")
+        else:
+            f = r["failures"]
+            lat = r["latency"]
+            out.append(
+                f"| {name} | {_fmt(r['achieved_rate'])} | {r['ops']:,} | {f['failed_calls']} "
+                f"| {f['unexpected_msgs']} | {f['retransmissions']} "
+                f"| {_fmt(lat['p50_ms'], 2)} | {_fmt(lat['p99_ms'], 2)} | {_fmt(r['window']['server_cpu_s'], 2)} "
+                f"| {_fmt(r['cpu_ms_per_1000'])} | {_fmt(r['ops_per_cpu_s'], 0)} "
+                f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
+                f"| {r['window']['machine_busy'] * 100:.0f}% |")
+    out.append("")
+    ratio = result.get("ratio_switchboard_over_kamailio_ops_per_cpu_s")
+    unit = "NOTIFYs" if sc == "presence" else "operations"
+    if ratio is not None:
+        out.append(f"**Switchboard / Kamailio, {unit} per server CPU second: {ratio:.2f}** "
+                   f"(> 1 means Switchboard needs less CPU per {unit[:-1]})")
+    else:
+        out.append(f"Switchboard / Kamailio, {unit} per server CPU second: n/a "
+                   f"({result.get('ratio_note', 'both servers must complete the run')})")
+    return "\n".join(out)
+
+
+def machine_info() -> dict:
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = _kb_field("/proc/meminfo", "MemTotal:")
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "cpus": NCPU,
+        "cpu_model": model,
+        "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "sipp": _first_line(["sipp", "-v"]) if shutil.which("sipp") else None,
+    }
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+DEFAULT_RATES = {"register": 2000.0, "message": 2000.0, "presence": 500.0}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="bench/run.sh",
+        description="Benchmark Switchboard against Kamailio with SIPp on loopback.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("scenario", choices=SCENARIOS)
+    ap.add_argument("--duration", type=float, default=20.0,
+                    help="measured seconds of load per server (register, message)")
+    ap.add_argument("--warmup", type=float, default=3.0,
+                    help="unmeasured seconds of the same load before the measured run (0: none)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="offered calls per second (register, message; presence: SUBSCRIBEs per second). "
+                         "Default: register/message 2000, presence 500")
+    ap.add_argument("--limit", type=int, default=2000,
+                    help="SIPp -l: maximum calls in flight")
+    ap.add_argument("--only", choices=SERVERS, help="run one server only")
+    ap.add_argument("--users", type=int, default=1000, help="users provisioned (user0000..)")
+    ap.add_argument("--watchers", type=int, default=1000, help="presence: number of watchers")
+    ap.add_argument("--rounds", type=int, default=5, help="presence: number of PUBLISH rounds")
+    ap.add_argument("--gap-ms", type=int, default=1000, help="presence: pause between PUBLISH rounds")
+    ap.add_argument("--kamailio-children", type=int, default=4,
+                    help="Kamailio UDP worker processes (children=)")
+    ap.add_argument("--kamailio-shm", type=int, default=1024, help="Kamailio -m (MB shared memory)")
+    ap.add_argument("--kamailio-pkg", type=int, default=16, help="Kamailio -M (MB private memory per process)")
+    ap.add_argument("--switchboard-bin", default=None,
+                    help=f"Switchboard binary (default $SWITCHBOARD_BIN or {DEFAULT_SWITCHBOARD_BIN})")
+    ap.add_argument("--switchboard-log", default="warn", help="RUST_LOG for the Switchboard server")
+    ap.add_argument("--build-switchboard", action="store_true",
+                    help="run `cargo build --release -p switchboard-server` first")
+    ap.add_argument("--provision-jobs", type=int, default=2,
+                    help="parallel `switchboard user add` processes")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, SIPp traces)")
+    ap.add_argument("--out", default=None, help="JSON result path (default bench/results/SCENARIO-TIMESTAMP.json)")
+    opts = ap.parse_args(argv)
+    if opts.rate is None:
+        opts.rate = DEFAULT_RATES[opts.scenario]
+    if opts.rate <= 0 or opts.duration <= 0 or opts.users < 1 or opts.watchers < 1 or opts.rounds < 1:
+        ap.error("rate, duration, users, watchers and rounds must be positive")
+    if opts.duration > 600 or opts.warmup > 120:
+        ap.error("runs are bounded: --duration at most 600 s, --warmup at most 120 s")
+    return opts
+
+
+def main(argv: list[str]) -> int:
+    opts = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    if not shutil.which("sipp"):
+        log("sipp not found: apt-get install sip-tester")
+        return 2
+
+    servers = [opts.only] if opts.only else list(SERVERS)
+    started = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    result: dict = {
+        "scenario": opts.scenario,
+        "started": started,
+        "machine": machine_info(),
+        "params": {
+            "duration": opts.duration, "warmup": opts.warmup, "rate": opts.rate, "limit": opts.limit,
+            "users": users_needed(opts), "domain": DOMAIN, "transport": "udp",
+            "watchers": opts.watchers, "rounds": opts.rounds, "gap_ms": opts.gap_ms,
+            "kamailio_children": opts.kamailio_children, "kamailio_shm_mb": opts.kamailio_shm,
+        },
+        "servers": {},
+    }
+    workdir = Path(tempfile.mkdtemp(prefix=f"switchboard-bench-{opts.scenario}-"))
+    log(f"work directory {workdir}")
+    rc = 0
+    try:
+        if "switchboard" in servers and opts.build_switchboard:
+            log("building switchboard: cargo build --release -p switchboard-server")
+            b = subprocess.run(["cargo", "build", "--release", "-p", "switchboard-server"], cwd=str(REPO_DIR))
+            if b.returncode != 0:
+                log("cargo build failed; switchboard will be skipped if no binary exists")
+        for name in servers:
+            if name == "switchboard":
+                why = SwitchboardServer.unavailable_reason(opts)
+                if why:
+                    log(f"switchboard: SKIPPED: {why}")
+                    result["servers"][name] = {"status": "skipped", "reason": why}
+                    continue
+            result["servers"][name] = run_server(name, opts, workdir)
+            if result["servers"][name].get("status") != "ok":
+                rc = 1
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaning up")
+        rc = 130
+    except Exception:  # noqa: BLE001 - report, clean up, exit non-zero
+        traceback.print_exc()
+        rc = 1
+    finally:
+        PROCS.stop_all()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+
+    k = result["servers"].get("kamailio", {})
+    s = result["servers"].get("switchboard", {})
+    if k.get("status") == "ok" and s.get("status") == "ok" and k.get("ops_per_cpu_s") and s.get("ops_per_cpu_s"):
+        result["ratio_switchboard_over_kamailio_ops_per_cpu_s"] = round(s["ops_per_cpu_s"] / k["ops_per_cpu_s"], 3)
+    else:
+        missing = [n for n in SERVERS if result["servers"].get(n, {}).get("status") != "ok"]
+        result["ratio_note"] = "not measured: " + ", ".join(
+            f"{n} {result['servers'].get(n, {}).get('status', 'not run')}" for n in missing)
+
+    if opts.keep or rc != 0:
+        result["workdir"] = str(workdir)
+        log(f"kept {workdir} (server logs, SIPp traces)")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_path = Path(opts.out) if opts.out else RESULTS_DIR / f"{opts.scenario}-{stamp}.json"
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"\nJSON: {out_path}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
