@@ -72,17 +72,41 @@ pub fn ha1(algorithm: Algorithm, username: &str, realm: &str, password: &str) ->
     algorithm.hash_hex(format!("{username}:{realm}:{password}").as_bytes())
 }
 
-/// The expected `response` for `qop=auth`:
-/// KD(HA1, nonce:nc:cnonce:qop:H(method:uri)).
-pub fn expected_response(algorithm: Algorithm, ha1_hex: &str, nonce: &str, nc: &str, cnonce: &str, method: &str, uri: &str) -> String {
-    let ha2 = algorithm.hash_hex(format!("{method}:{uri}").as_bytes());
-    algorithm.hash_hex(format!("{ha1_hex}:{nonce}:{nc}:{cnonce}:auth:{ha2}").as_bytes())
+/// The per-request inputs of a `qop=auth` digest response.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseInput<'a> {
+    pub algorithm: Algorithm,
+    pub nonce: &'a str,
+    /// Nonce count, 8 hex digits.
+    pub nc: &'a str,
+    pub cnonce: &'a str,
+    pub method: &'a str,
+    /// The `uri` parameter (the Request-URI).
+    pub uri: &'a str,
 }
 
-/// The `response` a client computes (used by test clients): same as
-/// [`expected_response`], from the password.
-pub fn client_response(algorithm: Algorithm, username: &str, realm: &str, password: &str, nonce: &str, nc: &str, cnonce: &str, method: &str, uri: &str) -> String {
-    expected_response(algorithm, &ha1(algorithm, username, realm, password), nonce, nc, cnonce, method, uri)
+/// The expected `response` for `qop=auth`:
+/// KD(HA1, nonce:nc:cnonce:qop:H(method:uri)).
+pub fn expected_response(input: &ResponseInput<'_>, ha1_hex: &str) -> String {
+    let alg = input.algorithm;
+    let ha2 = alg.hash_hex(format!("{}:{}", input.method, input.uri).as_bytes());
+    alg.hash_hex(
+        format!(
+            "{ha1_hex}:{}:{}:{}:auth:{ha2}",
+            input.nonce, input.nc, input.cnonce
+        )
+        .as_bytes(),
+    )
+}
+
+/// The `response` a client computes from its password (used by test clients).
+pub fn client_response(
+    input: &ResponseInput<'_>,
+    username: &str,
+    realm: &str,
+    password: &str,
+) -> String {
+    expected_response(input, &ha1(input.algorithm, username, realm, password))
 }
 
 const TAG_LEN: usize = 16;
@@ -100,7 +124,9 @@ pub struct NonceIssuer {
 impl fmt::Debug for NonceIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret.
-        f.debug_struct("NonceIssuer").field("lifetime", &self.lifetime).finish_non_exhaustive()
+        f.debug_struct("NonceIssuer")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,11 +146,16 @@ impl NonceIssuer {
     /// the first serial number (random per process, so that processes sharing
     /// the secret do not issue the same nonces).
     pub fn new(secret: [u8; 32], lifetime_secs: u64, first_serial: u64) -> NonceIssuer {
-        NonceIssuer { secret, lifetime: lifetime_secs, serial: AtomicU64::new(first_serial) }
+        NonceIssuer {
+            secret,
+            lifetime: lifetime_secs,
+            serial: AtomicU64::new(first_serial),
+        }
     }
 
     fn tag(&self, issued: u64, serial: u64, realm: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(&issued.to_be_bytes());
         mac.update(&serial.to_be_bytes());
         mac.update(realm.as_bytes());
@@ -162,7 +193,11 @@ impl NonceIssuer {
             // From the future (clock jump or forgery with a stolen secret): refuse.
             return NonceState::Invalid;
         }
-        if now - issued.min(now) > self.lifetime { NonceState::Stale } else { NonceState::Valid(issued) }
+        if now - issued.min(now) > self.lifetime {
+            NonceState::Stale
+        } else {
+            NonceState::Valid(issued)
+        }
     }
 
     /// The nonce lifetime in seconds.
@@ -173,7 +208,10 @@ impl NonceIssuer {
 
 /// Builds a challenge header value (WWW-Authenticate / Proxy-Authenticate).
 pub fn challenge(realm: &str, nonce: &str, algorithm: Algorithm, stale: bool) -> String {
-    let mut s = format!("Digest realm={}, nonce=\"{nonce}\", algorithm={algorithm}, qop=\"auth\"", crate::lex::quote(realm));
+    let mut s = format!(
+        "Digest realm={}, nonce=\"{nonce}\", algorithm={algorithm}, qop=\"auth\"",
+        crate::lex::quote(realm)
+    );
     if stale {
         s.push_str(", stale=true");
     }
@@ -202,7 +240,10 @@ impl NonceCounts {
     /// forgotten, and a forgotten nonce would be treated as new: size the
     /// capacity above the number of nonces issued within one nonce lifetime.
     pub fn new(capacity: usize) -> NonceCounts {
-        NonceCounts { seen: HashMap::new(), capacity: capacity.max(1) }
+        NonceCounts {
+            seen: HashMap::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Records `nc` for `nonce`; false if it was used before (a replay) or is
@@ -214,7 +255,11 @@ impl NonceCounts {
         if !self.seen.contains_key(nonce) && self.seen.len() >= self.capacity {
             self.evict_oldest();
         }
-        let w = self.seen.entry(nonce.to_owned()).or_insert(Window { max: 0, bits: 0, issued });
+        let w = self.seen.entry(nonce.to_owned()).or_insert(Window {
+            max: 0,
+            bits: 0,
+            issued,
+        });
         if nc > w.max {
             let shift = nc - w.max;
             w.bits = if shift >= 64 { 0 } else { w.bits << shift };
@@ -247,7 +292,12 @@ impl NonceCounts {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(oldest) = self.seen.iter().min_by_key(|(_, w)| w.issued).map(|(k, _)| k.clone()) {
+        if let Some(oldest) = self
+            .seen
+            .iter()
+            .min_by_key(|(_, w)| w.issued)
+            .map(|(k, _)| k.clone())
+        {
             self.seen.remove(&oldest);
         }
     }
@@ -257,7 +307,10 @@ impl NonceCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The credentials prove knowledge of the password of `username`.
-    Authenticated { username: String, algorithm: Algorithm },
+    Authenticated {
+        username: String,
+        algorithm: Algorithm,
+    },
     /// Right password, expired nonce: challenge again with `stale=true`.
     Stale,
     /// Anything else; challenge again (or 403 when it keeps failing). The
@@ -291,7 +344,13 @@ pub fn verify(
     if !cred.is_digest() {
         return Verdict::Rejected("not a Digest credential");
     }
-    let (Some(username), Some(realm), Some(nonce), Some(uri), Some(response)) = (cred.param("username"), cred.param("realm"), cred.param("nonce"), cred.param("uri"), cred.param("response")) else {
+    let (Some(username), Some(realm), Some(nonce), Some(uri), Some(response)) = (
+        cred.param("username"),
+        cred.param("realm"),
+        cred.param("nonce"),
+        cred.param("uri"),
+        cred.param("response"),
+    ) else {
         return Verdict::Rejected("missing digest parameter");
     };
     if realm != check.realm {
@@ -300,7 +359,10 @@ pub fn verify(
     let Some(algorithm) = Algorithm::parse(cred.param("algorithm")) else {
         return Verdict::Rejected("unsupported algorithm");
     };
-    if !cred.param("qop").is_some_and(|q| q.eq_ignore_ascii_case("auth")) {
+    if !cred
+        .param("qop")
+        .is_some_and(|q| q.eq_ignore_ascii_case("auth"))
+    {
         return Verdict::Rejected("qop=auth required");
     }
     let (Some(nc), Some(cnonce)) = (cred.param("nc"), cred.param("cnonce")) else {
@@ -322,8 +384,20 @@ pub fn verify(
     let Some(ha1_hex) = lookup_ha1(username, realm, algorithm) else {
         return Verdict::Rejected("bad credentials");
     };
-    let expected = expected_response(algorithm, &ha1_hex, nonce, nc, cnonce, check.method, uri);
-    if !bool::from(expected.as_bytes().ct_eq(response.to_ascii_lowercase().as_bytes())) {
+    let input = ResponseInput {
+        algorithm,
+        nonce,
+        nc,
+        cnonce,
+        method: check.method,
+        uri,
+    };
+    let expected = expected_response(&input, &ha1_hex);
+    if !bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(response.to_ascii_lowercase().as_bytes()),
+    ) {
         return Verdict::Rejected("bad credentials");
     }
     match state {
@@ -331,7 +405,10 @@ pub fn verify(
             if !counts.accept(nonce, issued, nc_val) {
                 return Verdict::Rejected("nonce count reused");
             }
-            Verdict::Authenticated { username: username.to_owned(), algorithm }
+            Verdict::Authenticated {
+                username: username.to_owned(),
+                algorithm,
+            }
         }
         NonceState::Stale => Verdict::Stale,
         NonceState::Invalid => Verdict::Rejected("unknown nonce"),
@@ -344,7 +421,12 @@ fn uri_matches(digest_uri: &str, request_uri: &Uri) -> bool {
     }
     match Uri::parse(digest_uri) {
         Ok(Uri::Sip(d)) => match request_uri {
-            Uri::Sip(r) => d.secure == r.secure && d.user == r.user && d.host.same_as(&r.host) && d.port == r.port,
+            Uri::Sip(r) => {
+                d.secure == r.secure
+                    && d.user == r.user
+                    && d.host.same_as(&r.host)
+                    && d.port == r.port
+            }
             _ => false,
         },
         Ok(other) => &other == request_uri,
@@ -359,38 +441,64 @@ mod tests {
     const SECRET: [u8; 32] = [7; 32];
 
     fn cred(alg: Algorithm, nonce: &str, nc: &str, password: &str, uri: &str) -> AuthHeader {
-        let response = client_response(alg, "alice", "example.com", password, nonce, nc, "c0ffee", "REGISTER", uri);
-        let raw = format!(r#"Digest username="alice", realm="example.com", nonce="{nonce}", uri="{uri}", response="{response}", algorithm={alg}, qop=auth, nc={nc}, cnonce="c0ffee""#);
+        let input = ResponseInput {
+            algorithm: alg,
+            nonce,
+            nc,
+            cnonce: "c0ffee",
+            method: "REGISTER",
+            uri,
+        };
+        let response = client_response(&input, "alice", "example.com", password);
+        let raw = format!(
+            r#"Digest username="alice", realm="example.com", nonce="{nonce}", uri="{uri}", response="{response}", algorithm={alg}, qop=auth, nc={nc}, cnonce="c0ffee""#
+        );
         AuthHeader::parse(&raw, "Authorization").expect("valid header")
     }
 
     fn run(issuer: &NonceIssuer, counts: &mut NonceCounts, c: &AuthHeader, now: u64) -> Verdict {
         let ruri = Uri::parse("sip:example.com").expect("uri");
-        let check = Check { realm: "example.com", method: "REGISTER", request_uri: &ruri, now };
-        verify(c, &check, issuer, counts, |user, realm, alg| (user == "alice").then(|| ha1(alg, user, realm, "secret")))
+        let check = Check {
+            realm: "example.com",
+            method: "REGISTER",
+            request_uri: &ruri,
+            now,
+        };
+        verify(c, &check, issuer, counts, |user, realm, alg| {
+            (user == "alice").then(|| ha1(alg, user, realm, "secret"))
+        })
     }
 
     #[test]
     fn rfc_style_md5_ha1() {
         // HA1 for "Mufasa":"testrealm@host.com":"Circle Of Life" (RFC 2617 §3.5).
-        assert_eq!(ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life"), "939e7578ed9e3c518a452acee763bce9");
+        assert_eq!(
+            ha1(
+                Algorithm::Md5,
+                "Mufasa",
+                "testrealm@host.com",
+                "Circle Of Life"
+            ),
+            "939e7578ed9e3c518a452acee763bce9"
+        );
     }
 
     #[test]
     fn rfc7616_sha256_example() {
         // RFC 7616 §3.9.1: SHA-256 response for Mufasa with these values.
-        let r = client_response(
-            Algorithm::Sha256,
-            "Mufasa",
-            "http-auth@example.org",
-            "Circle of Life",
-            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
-            "00000001",
-            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
-            "GET",
-            "/dir/index.html",
+        let input = ResponseInput {
+            algorithm: Algorithm::Sha256,
+            nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            nc: "00000001",
+            cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            method: "GET",
+            uri: "/dir/index.html",
+        };
+        let r = client_response(&input, "Mufasa", "http-auth@example.org", "Circle of Life");
+        assert_eq!(
+            r,
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
         );
-        assert_eq!(r, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
     }
 
     #[test]
@@ -400,10 +508,22 @@ mod tests {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let nonce = issuer.issue("example.com", 1000);
             let c = cred(alg, &nonce, "00000001", "secret", "sip:example.com");
-            assert_eq!(run(&issuer, &mut counts, &c, 1001), Verdict::Authenticated { username: "alice".into(), algorithm: alg });
-            assert_eq!(run(&issuer, &mut counts, &c, 1002), Verdict::Rejected("nonce count reused"));
+            assert_eq!(
+                run(&issuer, &mut counts, &c, 1001),
+                Verdict::Authenticated {
+                    username: "alice".into(),
+                    algorithm: alg
+                }
+            );
+            assert_eq!(
+                run(&issuer, &mut counts, &c, 1002),
+                Verdict::Rejected("nonce count reused")
+            );
             let c2 = cred(alg, &nonce, "00000002", "secret", "sip:example.com");
-            assert!(matches!(run(&issuer, &mut counts, &c2, 1002), Verdict::Authenticated { .. }));
+            assert!(matches!(
+                run(&issuer, &mut counts, &c2, 1002),
+                Verdict::Authenticated { .. }
+            ));
         }
     }
 
@@ -412,15 +532,27 @@ mod tests {
         let issuer = NonceIssuer::new(SECRET, 300, 0);
         let mut counts = NonceCounts::new(100);
         let nonce = issuer.issue("example.com", 1000);
-        let wrong = cred(Algorithm::Md5, &nonce, "00000001", "guess", "sip:example.com");
-        assert_eq!(run(&issuer, &mut counts, &wrong, 1000), Verdict::Rejected("bad credentials"));
+        let wrong = cred(
+            Algorithm::Md5,
+            &nonce,
+            "00000001",
+            "guess",
+            "sip:example.com",
+        );
+        assert_eq!(
+            run(&issuer, &mut counts, &wrong, 1000),
+            Verdict::Rejected("bad credentials")
+        );
         let mut other = wrong.clone();
         for p in other.params.iter_mut() {
             if p.0 == "username" {
                 p.1 = "mallory".into();
             }
         }
-        assert_eq!(run(&issuer, &mut counts, &other, 1000), Verdict::Rejected("bad credentials"));
+        assert_eq!(
+            run(&issuer, &mut counts, &other, 1000),
+            Verdict::Rejected("bad credentials")
+        );
     }
 
     #[test]
@@ -428,13 +560,34 @@ mod tests {
         let issuer = NonceIssuer::new(SECRET, 300, 0);
         let mut counts = NonceCounts::new(100);
         let nonce = issuer.issue("example.com", 1000);
-        let c = cred(Algorithm::Sha256, &nonce, "00000001", "secret", "sip:example.com");
+        let c = cred(
+            Algorithm::Sha256,
+            &nonce,
+            "00000001",
+            "secret",
+            "sip:example.com",
+        );
         assert_eq!(run(&issuer, &mut counts, &c, 1301), Verdict::Stale);
         let other = NonceIssuer::new([9; 32], 300, 0).issue("example.com", 1000);
-        let f = cred(Algorithm::Sha256, &other, "00000001", "secret", "sip:example.com");
-        assert_eq!(run(&issuer, &mut counts, &f, 1001), Verdict::Rejected("unknown nonce"));
-        assert_eq!(issuer.check("garbage!", "example.com", 1000), NonceState::Invalid);
-        assert_eq!(issuer.check(&nonce, "other.realm", 1000), NonceState::Invalid);
+        let f = cred(
+            Algorithm::Sha256,
+            &other,
+            "00000001",
+            "secret",
+            "sip:example.com",
+        );
+        assert_eq!(
+            run(&issuer, &mut counts, &f, 1001),
+            Verdict::Rejected("unknown nonce")
+        );
+        assert_eq!(
+            issuer.check("garbage!", "example.com", 1000),
+            NonceState::Invalid
+        );
+        assert_eq!(
+            issuer.check(&nonce, "other.realm", 1000),
+            NonceState::Invalid
+        );
     }
 
     #[test]
@@ -442,13 +595,40 @@ mod tests {
         let issuer = NonceIssuer::new(SECRET, 300, 0);
         let mut counts = NonceCounts::new(100);
         let nonce = issuer.issue("example.com", 1000);
-        let c = cred(Algorithm::Md5, &nonce, "00000001", "secret", "sip:127.0.0.1:5060");
-        assert_eq!(run(&issuer, &mut counts, &c, 1000), Verdict::Rejected("digest uri does not match Request-URI"));
-        let mut noqop = cred(Algorithm::Md5, &nonce, "00000001", "secret", "sip:example.com");
+        let c = cred(
+            Algorithm::Md5,
+            &nonce,
+            "00000001",
+            "secret",
+            "sip:127.0.0.1:5060",
+        );
+        assert_eq!(
+            run(&issuer, &mut counts, &c, 1000),
+            Verdict::Rejected("digest uri does not match Request-URI")
+        );
+        let mut noqop = cred(
+            Algorithm::Md5,
+            &nonce,
+            "00000001",
+            "secret",
+            "sip:example.com",
+        );
         noqop.params.retain(|(n, _)| n != "qop");
-        assert_eq!(run(&issuer, &mut counts, &noqop, 1000), Verdict::Rejected("qop=auth required"));
-        let equivalent = cred(Algorithm::Md5, &nonce, "00000003", "secret", "sip:EXAMPLE.com");
-        assert!(matches!(run(&issuer, &mut counts, &equivalent, 1000), Verdict::Authenticated { .. }));
+        assert_eq!(
+            run(&issuer, &mut counts, &noqop, 1000),
+            Verdict::Rejected("qop=auth required")
+        );
+        let equivalent = cred(
+            Algorithm::Md5,
+            &nonce,
+            "00000003",
+            "secret",
+            "sip:EXAMPLE.com",
+        );
+        assert!(matches!(
+            run(&issuer, &mut counts, &equivalent, 1000),
+            Verdict::Authenticated { .. }
+        ));
     }
 
     #[test]
@@ -457,8 +637,14 @@ mod tests {
         let a = issuer.issue("example.com", 1000);
         let b = issuer.issue("example.com", 1000);
         assert_ne!(a, b);
-        assert_eq!(issuer.check(&a, "example.com", 1000), NonceState::Valid(1000));
-        assert_eq!(issuer.check(&b, "example.com", 1000), NonceState::Valid(1000));
+        assert_eq!(
+            issuer.check(&a, "example.com", 1000),
+            NonceState::Valid(1000)
+        );
+        assert_eq!(
+            issuer.check(&b, "example.com", 1000),
+            NonceState::Valid(1000)
+        );
     }
 
     #[test]

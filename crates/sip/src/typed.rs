@@ -547,7 +547,7 @@ impl Headers {
     /// Contact: `*` or the list of addresses (empty if absent).
     pub fn contacts(&self) -> Result<Contacts, ParseError> {
         let vals: Vec<&str> = self.values(&HeaderName::Contact).collect();
-        if vals.iter().any(|v| *v == "*") {
+        if vals.contains(&"*") {
             if vals.len() != 1 {
                 return Err(ParseError::header("Contact", "* must be the only value"));
             }
