@@ -39,7 +39,8 @@ pub trait Directory: Send + Sync {
     /// `Conflict` if the address exists.
     async fn add_user(&self, user: &NewUser) -> StoreResult<()>;
     /// Removes a user and everything that belongs to it (credentials, bindings,
-    /// contacts it owns, offline messages addressed to it, user-scope policies).
+    /// contacts it owns, entries naming it in other users' contact lists, offline
+    /// messages addressed to it, user-scope policies); `NotFound` if absent.
     async fn remove_user(&self, address: &str) -> StoreResult<()>;
     /// Replaces a user's credentials (password change).
     async fn set_credentials(&self, address: &str, creds: &Credentials) -> StoreResult<()>;
@@ -70,13 +71,23 @@ pub trait Registrations: Send + Sync {
 #[async_trait]
 pub trait Policies: Send + Sync {
     /// The document of `kind` at `scope`, if set.
-    async fn get_policy(&self, kind: &str, scope: &PolicyScope) -> StoreResult<Option<serde_json::Value>>;
+    async fn get_policy(
+        &self,
+        kind: &str,
+        scope: &PolicyScope,
+    ) -> StoreResult<Option<serde_json::Value>>;
     /// Sets (replaces) the document of `kind` at `scope`.
-    async fn set_policy(&self, kind: &str, scope: &PolicyScope, doc: &serde_json::Value) -> StoreResult<()>;
+    async fn set_policy(
+        &self,
+        kind: &str,
+        scope: &PolicyScope,
+        doc: &serde_json::Value,
+    ) -> StoreResult<()>;
     /// Removes the document of `kind` at `scope`; `NotFound` if there was none.
     async fn clear_policy(&self, kind: &str, scope: &PolicyScope) -> StoreResult<()>;
     /// Every document of `kind`, global first, then users sorted by address.
-    async fn list_policies(&self, kind: &str) -> StoreResult<Vec<(PolicyScope, serde_json::Value)>>;
+    async fn list_policies(&self, kind: &str)
+    -> StoreResult<Vec<(PolicyScope, serde_json::Value)>>;
 }
 
 /// Instant messages held for users who were signed out (offline IM).
@@ -84,7 +95,8 @@ pub trait Policies: Send + Sync {
 pub trait OfflineMessages: Send + Sync {
     /// Stores a message durably (committed before returning) and returns its id;
     /// `Limit` if the recipient already has `max_per_user` messages waiting.
-    async fn enqueue_offline(&self, msg: &NewOfflineMessage, max_per_user: u32) -> StoreResult<i64>;
+    async fn enqueue_offline(&self, msg: &NewOfflineMessage, max_per_user: u32)
+    -> StoreResult<i64>;
     /// Messages waiting for `recipient`, oldest first.
     async fn pending_offline(&self, recipient: &str) -> StoreResult<Vec<OfflineMessage>>;
     /// Recipients that have at least one message waiting.

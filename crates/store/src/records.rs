@@ -81,6 +81,10 @@ pub struct BindingRecord {
 
 /// A change to the stored bindings, applied in batches.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived batch items; boxing Upsert would only add an allocation and churn the API"
+)]
 pub enum BindingChange {
     /// Insert or replace the binding identified by (aor, contact).
     Upsert(BindingRecord),
@@ -112,7 +116,8 @@ impl PolicyScope {
         if key == "global" {
             Some(PolicyScope::Global)
         } else {
-            key.strip_prefix("user:").map(|a| PolicyScope::User(a.to_owned()))
+            key.strip_prefix("user:")
+                .map(|a| PolicyScope::User(a.to_owned()))
         }
     }
 }

@@ -1,0 +1,356 @@
+//! SQLite backend: the embedded store of the Standard Edition.
+//!
+//! One database file holds everything. It is opened at the same time by the running
+//! server and by `switchboard` CLI invocations (separate processes), which is why:
+//! - the journal is in WAL mode, so readers never block the writer and a commit by
+//!   one process is visible to the next transaction of the other;
+//! - every write runs in a `BEGIN IMMEDIATE` transaction, which takes the write
+//!   lock up front (waiting up to the busy timeout) instead of failing half-way with
+//!   `SQLITE_BUSY_SNAPSHOT` when another process committed in between a read and a
+//!   write; read-then-write checks (limits, existence) are therefore atomic;
+//! - directory, policy and contact writes bump `meta.change_seq` in the same
+//!   transaction, which the other process polls ([`crate::Store::change_seq`]);
+//! - `synchronous = NORMAL`: a commit survives a crash of the process at once and
+//!   a power loss once the WAL is checkpointed. Offline messages are the exception:
+//!   the server has told the sender they were stored, so their commit is made with
+//!   `synchronous = FULL` (see [`crate::OfflineMessages::enqueue_offline`]).
+//!
+//! Semantics shared with every backend (checked by [`crate::conformance`]):
+//! - addresses and names are stored exactly as given; callers lower-case them;
+//! - text sorts are byte-wise;
+//! - "expired at `now_ms`" means `expires_ms <= now_ms`, for bindings and offline
+//!   messages alike;
+//! - a failed call changes nothing and does not move the change sequence.
+
+mod contacts;
+mod directory;
+mod offline;
+mod policies;
+mod registrations;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{Store, StoreError, StoreResult};
+
+/// The embedded migrations; `migrations/sqlite` mirrors the PostgreSQL set.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a statement waits for another connection's (or process's) write lock
+/// before the call fails as [`StoreError::Unavailable`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a free pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite has one writer at a time; a few connections are enough for concurrent
+/// readers next to it, and each costs a thread and a page cache.
+const MAX_CONNECTIONS: u32 = 4;
+/// Attempts at opening while another process holds the lock on a database being
+/// created (switching a new file to WAL cannot wait on the busy timeout).
+const OPEN_ATTEMPTS: u32 = 5;
+
+// SQLite primary result codes (the low byte of an extended code).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_NOMEM: i32 = 7;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
+const SQLITE_PROTOCOL: i32 = 15;
+const SQLITE_NOLFS: i32 = 22;
+
+/// The SQLite store. Cheap to clone (clones share one connection pool), so a
+/// server can hand it to every task that needs it.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directory if missing) the database at
+    /// `path` and brings its schema up to date.
+    ///
+    /// Safe to call from several processes at once on the same file: migrations
+    /// run under the database write lock, so exactly one process applies each.
+    /// Fails with [`StoreError::Unavailable`] when the file cannot be opened or
+    /// written (permissions, disk full, held locked too long) and with
+    /// [`StoreError::Backend`] when it is not a Switchboard database this build
+    /// understands (corrupt, or migrated by a newer version).
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let mut attempt = 1;
+        loop {
+            let pool_options = SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .min_connections(0)
+                .acquire_timeout(ACQUIRE_TIMEOUT);
+            match Self::connect(pool_options, options.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(e) if attempt < OPEN_ATTEMPTS && is_busy(&e) => {
+                    tracing::debug!(attempt, "database busy while opening; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(classify(&format!("open database {}", path.display()), e));
+                }
+            }
+        }
+    }
+
+    /// Opens a private, empty in-memory database, for tests of code built on the
+    /// store. Nothing is persisted and no other handle can see it; it uses a
+    /// single connection that is never recycled, because the data lives only as
+    /// long as that connection.
+    pub async fn open_in_memory() -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| classify("open in-memory database", e))?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool_options = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        Self::connect(pool_options, options)
+            .await
+            .map_err(|e| classify("open in-memory database", e))
+    }
+
+    /// Closes every connection, waiting for them, so that the last one can
+    /// checkpoint the WAL into the main file. Calls made through clones of this
+    /// store fail with [`StoreError::Unavailable`] afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn connect(
+        pool_options: SqlitePoolOptions,
+        options: SqliteConnectOptions,
+    ) -> Result<SqliteStore, sqlx::Error> {
+        let pool = pool_options.connect_with(options).await?;
+        {
+            // The whole migration run holds the write lock (the migrator's own
+            // per-migration transactions become savepoints inside it), so two
+            // processes opening a fresh file cannot both apply migration 1.
+            let mut conn = pool.acquire().await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            MIGRATOR
+                .run_direct(None, &mut *tx, false)
+                .await
+                .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+            tx.commit().await?;
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await?;
+            if mode != "wal" && mode != "memory" {
+                tracing::warn!(
+                    journal_mode = %mode,
+                    "SQLite database is not in WAL mode; the CLI and the server will block each other"
+                );
+            }
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a write transaction holding the database write lock.
+    async fn begin_write(&self, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| classify(what, e))
+    }
+
+    /// Starts a read transaction: one consistent snapshot for multi-query reads.
+    async fn begin_read(&self, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(|e| classify(what, e))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    /// Read from the database on every call, so it reflects commits by other
+    /// processes as soon as they are made.
+    async fn change_seq(&self) -> StoreResult<i64> {
+        sqlx::query_scalar::<_, i64>("SELECT value FROM meta WHERE name = 'change_seq'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read change sequence"))?
+            .ok_or_else(|| StoreError::Backend("change sequence row is missing".to_owned()))
+    }
+
+    /// Takes the write lock and writes one row, so a read-only file, a full disk
+    /// or a lock held for longer than the busy timeout all show up here.
+    async fn health(&self) -> StoreResult<()> {
+        let what = "health check";
+        let mut tx = self.begin_write(what).await?;
+        let done = sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'health_probe'")
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Backend(
+                "health probe row is missing".to_owned(),
+            ));
+        }
+        tx.commit().await.map_err(db(what))
+    }
+}
+
+/// Bumps the change sequence inside the caller's transaction.
+async fn bump_change_seq(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'change_seq'")
+        .execute(conn)
+        .await
+        .map_err(db("bump change sequence"))?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            "change sequence row is missing".to_owned(),
+        ))
+    }
+}
+
+/// Whether a user row exists (inside the caller's transaction).
+async fn user_exists(conn: &mut SqliteConnection, address: &str) -> StoreResult<bool> {
+    let n = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE address = ?")
+        .bind(address)
+        .fetch_one(conn)
+        .await
+        .map_err(db("look up user"))?;
+    Ok(n > 0)
+}
+
+/// Reads one column, reporting a type mismatch as corrupt data.
+fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::Backend(format!("reading column {name}: {e}")))
+}
+
+/// Converts a stored integer back to the narrower type of its record field.
+fn narrow<T: TryFrom<i64>>(value: i64, name: &str) -> StoreResult<T> {
+    T::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("column {name} holds out-of-range value")))
+}
+
+/// Error mapper for `map_err`, naming the operation that failed.
+fn db(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| classify(what, e)
+}
+
+/// The SQLite primary result code of a database error, if it is one.
+fn primary_code(err: &sqlx::Error) -> Option<i32> {
+    match err {
+        sqlx::Error::Database(e) => e
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff),
+        sqlx::Error::Migrate(m) => match m.as_ref() {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => primary_code(e),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the error is another connection holding a lock.
+fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(primary_code(err), Some(SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// Maps a sqlx error to the store's error kinds.
+///
+/// Messages name the operation and carry SQLite's own description (which names
+/// tables and columns but never values), so no credential can leak through them.
+fn classify(what: &str, err: sqlx::Error) -> StoreError {
+    let mapped = match &err {
+        sqlx::Error::Database(e) => match e.kind() {
+            ErrorKind::UniqueViolation => StoreError::Conflict(format!("{what}: already exists")),
+            ErrorKind::ForeignKeyViolation => StoreError::Conflict(format!(
+                "{what}: refers to a missing row or is still referenced"
+            )),
+            ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
+                StoreError::Backend(format!("{what}: value rejected by the schema"))
+            }
+            _ if is_unavailable_code(primary_code(&err)) => {
+                StoreError::Unavailable(format!("{what}: {}", e.message()))
+            }
+            _ => StoreError::Backend(format!("{what}: {}", e.message())),
+        },
+        sqlx::Error::Io(e) => StoreError::Unavailable(format!("{what}: I/O error: {e}")),
+        sqlx::Error::PoolTimedOut => {
+            StoreError::Unavailable(format!("{what}: timed out waiting for a connection"))
+        }
+        sqlx::Error::PoolClosed => StoreError::Unavailable(format!("{what}: the store is closed")),
+        sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(format!("{what}: the database worker stopped"))
+        }
+        sqlx::Error::Migrate(m) => match m.as_ref() {
+            MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => {
+                if is_unavailable_code(primary_code(inner)) {
+                    StoreError::Unavailable(format!("{what}: migrating: {inner}"))
+                } else {
+                    StoreError::Backend(format!("{what}: migrating: {inner}"))
+                }
+            }
+            MigrateError::VersionMissing(v) => StoreError::Backend(format!(
+                "{what}: the database has migration {v}, unknown to this build \
+                 (written by a newer Switchboard?)"
+            )),
+            other => StoreError::Backend(format!("{what}: migrating: {other}")),
+        },
+        other => StoreError::Backend(format!("{what}: {other}")),
+    };
+    if matches!(mapped, StoreError::Unavailable(_)) {
+        tracing::warn!(error = %mapped, "SQLite store unavailable");
+    }
+    mapped
+}
+
+/// Whether a primary code means "the database cannot be used right now"; retrying
+/// later may work, so callers answer 503 rather than 500.
+fn is_unavailable_code(code: Option<i32>) -> bool {
+    matches!(
+        code,
+        Some(
+            SQLITE_BUSY
+                | SQLITE_LOCKED
+                | SQLITE_NOMEM
+                | SQLITE_READONLY
+                | SQLITE_IOERR
+                | SQLITE_FULL
+                | SQLITE_CANTOPEN
+                | SQLITE_PROTOCOL
+                | SQLITE_NOLFS
+        )
+    )
+}
