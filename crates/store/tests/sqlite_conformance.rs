@@ -314,6 +314,19 @@ async fn open_creates_the_directory_and_a_wal_database_and_is_idempotent() {
     let store = open(&path).await;
     store.health().await.unwrap();
     assert!(path.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [path.clone(), path.with_extension("db-wal")] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{} holds credentials and must be private, mode {mode:o}",
+                p.display()
+            );
+        }
+    }
 
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
         "sqlite://{}",

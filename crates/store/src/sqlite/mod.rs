@@ -78,7 +78,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it and its parent directory if missing) the database at
-    /// `path` and brings its schema up to date.
+    /// `path` and brings its schema up to date. A new file is created readable by
+    /// its owner only (mode 0600; new directories 0700).
     ///
     /// Safe to call from several processes at once on the same file: migrations
     /// run under the database write lock, so exactly one process applies each.
@@ -87,14 +88,7 @@ impl SqliteStore {
     /// [`StoreError::Backend`] when it is not a Switchboard database this build
     /// understands (corrupt, or migrated by a newer version).
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot create directory {}: {e}",
-                    parent.display()
-                ))
-            })?;
-        }
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -189,6 +183,33 @@ impl SqliteStore {
     /// Starts a read transaction: one consistent snapshot for multi-query reads.
     async fn begin_read(&self, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool.begin().await.map_err(|e| classify(what, e))
+    }
+}
+
+/// Creates the database file (and missing parent directories) readable by its
+/// owner only, before SQLite opens it: it holds HA1 values, which are
+/// password-equivalent for digest authentication. SQLite gives the `-wal` and
+/// `-shm` files the permissions of the main file. An existing file is left as it is.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    let unavailable = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {what} {}: {e}", p.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+        dirs.create(parent)
+            .map_err(|e| unavailable("directory", parent, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(unavailable("database file", path, e)),
     }
 }
 
