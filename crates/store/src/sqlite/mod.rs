@@ -152,6 +152,9 @@ impl SqliteStore {
             // The whole migration run holds the write lock (the migrator's own
             // per-migration transactions become savepoints inside it), so two
             // processes opening a fresh file cannot both apply migration 1.
+            // Consequence for future migrations: they always run inside this
+            // transaction, so `PRAGMA foreign_keys = OFF` (the usual table-rebuild
+            // recipe) has no effect there; use `PRAGMA defer_foreign_keys = ON`.
             let mut conn = pool.acquire().await?;
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             MIGRATOR
