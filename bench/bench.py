@@ -201,13 +201,6 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / CLK_TCK
 
 
-def machine_idle_seconds() -> float:
-    with open("/proc/stat") as f:
-        parts = f.readline().split()
-    # cpu user nice system idle iowait ...
-    return (int(parts[4]) + int(parts[5])) / CLK_TCK
-
-
 def _kb_field(path: str, key: str) -> int:
     try:
         with open(path) as f:
@@ -272,29 +265,100 @@ class MemSampler:
         }
 
 
+def proc_snapshot() -> dict[int, tuple[int, str, int]]:
+    """pid -> (pgid, comm, utime+stime+cutime+cstime ticks) for every process."""
+    snap = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        lp, rp = data.find("("), data.rfind(")")
+        st = data[rp + 2:].split()
+        if len(st) < 15:
+            continue
+        snap[pid] = (int(st[2]), data[lp + 1:rp], int(st[11]) + int(st[12]) + int(st[13]) + int(st[14]))
+    return snap
+
+
+SIPP_PGIDS: set[int] = set()
+
+
 class CpuWindow:
-    """Server CPU and whole-machine busy fraction over one window."""
+    """CPU spent during one window, by the server and by everything else.
+
+    Per-process accounting from /proc/PID/stat (utime+stime, plus cutime+
+    cstime so that children reaped during the window still count): the
+    server's process group; the load generator (SIPp process groups and this
+    harness, which reaps SIPp); and any other process on the machine
+    ("background": a quiet machine shows ~0). /proc/stat's idle counter is
+    not used: on these VMs it does not match what processes consume.
+    """
 
     def __init__(self, server_pgid: int) -> None:
         self.server_pgid = server_pgid
 
     def begin(self) -> None:
         self.t0 = time.monotonic()
-        self.cpu0 = group_cpu_seconds(self.server_pgid)
-        self.idle0 = machine_idle_seconds()
+        self.snap0 = proc_snapshot()
 
     def end(self) -> dict:
-        t1 = time.monotonic()
-        cpu1 = group_cpu_seconds(self.server_pgid)
-        idle1 = machine_idle_seconds()
-        wall = t1 - self.t0
-        # 1 - idle / (CPUs x elapsed): /proc/stat busy/(busy+idle) reads low here
-        busy = 1.0 - (idle1 - self.idle0) / (NCPU * wall) if wall > 0 else 0.0
+        snap1 = proc_snapshot()
+        wall = time.monotonic() - self.t0
+        me = os.getpid()
+
+        def classify(pid: int, pgid: int) -> str:
+            if pgid == self.server_pgid:
+                return "server"
+            if pid == me or pgid in SIPP_PGIDS:
+                return "gen"
+            return "bg"
+
+        # Sum at the end minus sum at the start, per class: a process that
+        # ended in the window moved its CPU into its reaper's cutime/cstime,
+        # so it is subtracted at the start and found again at the end.
+        tot = {"server": 0, "gen": 0, "bg": 0}
+        bg_by: dict[str, int] = {}
+        for sign, snap in ((1, snap1), (-1, self.snap0)):
+            for pid, (pgid, comm, ticks) in snap.items():
+                c = classify(pid, pgid)
+                tot[c] += sign * ticks
+                if c == "bg":
+                    bg_by[comm] = bg_by.get(comm, 0) + sign * ticks
+        top = sorted(((k, v) for k, v in bg_by.items() if v > 0), key=lambda kv: -kv[1])[:3]
         return {
             "wall_s": round(wall, 3),
-            "server_cpu_s": round(cpu1 - self.cpu0, 3),
-            "machine_busy": round(max(0.0, min(1.0, busy)), 3),
+            "server_cpu_s": round(tot["server"] / CLK_TCK, 3),
+            "loadgen_cpu_s": round(max(0, tot["gen"]) / CLK_TCK, 3),
+            "background_cpu_s": round(max(0, tot["bg"]) / CLK_TCK, 3),
+            "background_top": {k: round(v / CLK_TCK, 2) for k, v in top},
         }
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.05, need: int = 3) -> dict:
+    """Wait (at most max_wait s) until other processes use < threshold CPU
+    for `need` consecutive seconds. Returns what was seen."""
+    start = time.monotonic()
+    quiet = 0
+    last = 0.0
+    while True:
+        snap0 = proc_snapshot()
+        time.sleep(1.0)
+        snap1 = proc_snapshot()
+        me = os.getpid()
+        busy = (sum(t for pid, (_g, _c, t) in snap1.items() if pid != me)
+                - sum(t for pid, (_g, _c, t) in snap0.items() if pid != me))
+        last = max(0, busy) / CLK_TCK
+        quiet = quiet + 1 if last < threshold else 0
+        waited = time.monotonic() - start
+        if quiet >= need:
+            return {"quiet": True, "waited_s": round(waited, 1), "last_cpu_per_s": round(last, 3)}
+        if waited >= max_wait:
+            return {"quiet": False, "waited_s": round(waited, 1), "last_cpu_per_s": round(last, 3)}
 
 
 # --------------------------------------------------------------------------
@@ -452,6 +516,7 @@ class Sipp:
     def start(self) -> "Sipp":
         (self.dir / "cmd.txt").write_text(" ".join(self.cmd) + "\n")
         self.proc = PROCS.spawn(f"sipp-{self.name}", self.cmd, self.dir, self.out)
+        SIPP_PGIDS.add(self.proc.pid)
         return self
 
     def running(self) -> bool:
@@ -718,7 +783,7 @@ class SwitchboardServer(Server):
 
     @staticmethod
     def binary(opts: argparse.Namespace) -> Path:
-        return Path(opts.switchboard_bin or os.environ.get("SWITCHBOARD_BIN") or DEFAULT_SWITCHBOARD_BIN)
+        return Path(opts.switchboard_bin or os.environ.get("SWITCHBOARD_BIN") or DEFAULT_SWITCHBOARD_BIN).absolute()
 
     @classmethod
     def unavailable_reason(cls, opts: argparse.Namespace) -> str | None:
@@ -739,6 +804,8 @@ class SwitchboardServer(Server):
         self.tls_port = free_port()
         self.env = dict(os.environ)
         self.env["RUST_LOG"] = opts.switchboard_log
+        # informative only (the real server ignores it; testing/fake-switchboard uses it)
+        self.env["SWITCHBOARD_BENCH_SCENARIO"] = opts.scenario
 
     def _cli(self, args: list[str], stdin: bytes | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
         cmd = [str(self.bin), "--data", str(self.data)] + args
@@ -1089,6 +1156,13 @@ def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
     rundir = server.dir / "run"
     rundir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    quiet = None
+    if opts.quiet_wait > 0:
+        log(f"{kind}: waiting up to {opts.quiet_wait:g}s for the machine to be quiet")
+        quiet = wait_for_quiet(opts.quiet_wait)
+        if not quiet["quiet"]:
+            log(f"{kind}: machine still busy ({quiet['last_cpu_per_s']:g} CPU-s/s used by other processes); "
+                f"running anyway")
     try:
         log(f"{kind}: provisioning {len(users)} users in {DOMAIN}")
         server.provision(users, opts.scenario)
@@ -1109,6 +1183,7 @@ def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
     finally:
         server.stop()
     res["server"] = server.info
+    res["quiet_before_run"] = quiet
     res["total_s"] = round(time.monotonic() - t0, 1)
     return res
 
@@ -1143,16 +1218,16 @@ def markdown(result: dict) -> str:
         out.append("")
         out.append("| server | subscribed | NOTIFYs rcvd/expected | lost subs | fan-out last NOTIFY ms (median / max) "
                    "| NOTIFY/s (median) | server CPU ms per 1k NOTIFY | CPU ms per 1k SUBSCRIBE "
-                   "| peak PSS MB | peak RSS sum MB |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
+                   "| peak PSS MB | peak RSS sum MB | other CPU s |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     else:
         out.append(f"offered {p['rate']:g}/s for {p['duration']:g} s (after {p['warmup']:g} s warm-up), "
                    f"{p['users']} users, UDP, SIPp and server on the same {result['machine']['cpus']} CPUs.")
         out.append("")
         out.append("| server | achieved ops/s | completed | failed calls | unexpected msgs | retrans "
                    "| p50 ms | p99 ms | server CPU s | CPU ms per 1k ops | ops per CPU s "
-                   "| peak PSS MB | peak RSS sum MB | machine busy |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                   "| peak PSS MB | peak RSS sum MB | SIPp+harness CPU s | other CPU s |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in SERVERS:
         r = result["servers"].get(name)
         if r is None:
@@ -1169,7 +1244,8 @@ def markdown(result: dict) -> str:
                 f"| {_fmt(r.get('fanout_last_ms_median'), 2)} / {_fmt(r.get('fanout_last_ms_max'), 2)} "
                 f"| {_fmt(r.get('notify_per_s_median'), 0)} | {_fmt(r.get('cpu_ms_per_1000'))} "
                 f"| {_fmt(r.get('subscribe_cpu_ms_per_1000'))} "
-                f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} |")
+                f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
+                f"| {_fmt(r['window']['background_cpu_s'], 2)} |")
         else:
             f = r["failures"]
             lat = r["latency"]
@@ -1179,8 +1255,16 @@ def markdown(result: dict) -> str:
                 f"| {_fmt(lat['p50_ms'], 2)} | {_fmt(lat['p99_ms'], 2)} | {_fmt(r['window']['server_cpu_s'], 2)} "
                 f"| {_fmt(r['cpu_ms_per_1000'])} | {_fmt(r['ops_per_cpu_s'], 0)} "
                 f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
-                f"| {r['window']['machine_busy'] * 100:.0f}% |")
+                f"| {_fmt(r['window']['loadgen_cpu_s'], 2)} | {_fmt(r['window']['background_cpu_s'], 2)} |")
     out.append("")
+    for name in SERVERS:
+        r = result["servers"].get(name) or {}
+        w = r.get("window")
+        if r.get("status") == "ok" and w and w["background_cpu_s"] > 0.02 * NCPU * w["wall_s"]:
+            top = ", ".join(f"{k} {v:g}s" for k, v in w["background_top"].items())
+            out.append(f"WARNING: the machine was not quiet during the {name} window: other processes used "
+                       f"{w['background_cpu_s']:g} CPU-s in {w['wall_s']:g} s ({top}); rates and latencies "
+                       f"are disturbed, CPU per operation much less so.")
     ratio = result.get("ratio_switchboard_over_kamailio_ops_per_cpu_s")
     unit = "NOTIFYs" if sc == "presence" else "operations"
     if ratio is not None:
@@ -1252,6 +1336,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="run `cargo build --release -p switchboard-server` first")
     ap.add_argument("--provision-jobs", type=int, default=2,
                     help="parallel `switchboard user add` processes")
+    ap.add_argument("--quiet-wait", type=float, default=60.0,
+                    help="before each server, wait up to this many seconds for other processes on the "
+                         "machine to go idle (0: don't wait)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, SIPp traces)")
     ap.add_argument("--out", default=None, help="JSON result path (default bench/results/SCENARIO-TIMESTAMP.json)")
     opts = ap.parse_args(argv)
