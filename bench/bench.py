@@ -25,6 +25,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -630,7 +631,8 @@ def sipp_counts(st: dict) -> dict:
 def percentile(sorted_vals: list[float], p: float) -> float | None:
     if not sorted_vals:
         return None
-    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    # nearest rank: the smallest value with at least p % of the values <= it
+    k = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals) - 1e-9) - 1))
     return sorted_vals[k]
 
 
@@ -1023,6 +1025,38 @@ def finish_ops(res: dict, ops: int, unit: str) -> None:
         res["failures"]["unexpected_msgs"] += res["uas"]["out_of_call_msgs"]
 
 
+def attribute_rounds(pubs: dict[int, float], notifies: list[tuple[float, str, int | None]]
+                     ) -> tuple[str, dict[int, list[float]]]:
+    """Which NOTIFY (time, watcher call, round marker) answers which PUBLISH.
+
+    "marker": the PIDF note "bench-round-K" came through in the NOTIFY; the
+    first NOTIFY per watcher carrying K counts for round K.
+    "time-window": the server's NOTIFY bodies do not carry the note; round
+    K's NOTIFY for a watcher is its first NOTIFY after PUBLISH K and before
+    PUBLISH K+1.
+    Returns (mode, {round: [arrival times, one per notified watcher]}).
+    """
+    ntf: dict[int, list[float]] = {}
+    if any(k is not None for _, _, k in notifies):
+        seen: set[tuple[str, int]] = set()
+        for t, call, k in notifies:
+            if k is not None and (call, k) not in seen:
+                seen.add((call, k))
+                ntf.setdefault(k, []).append(t)
+        return "marker", ntf
+    starts = sorted(pubs.items(), key=lambda kv: kv[1])
+    by_call: dict[str, list[float]] = {}
+    for t, call, _ in notifies:
+        by_call.setdefault(call, []).append(t)
+    for i, (k, t0) in enumerate(starts):
+        t1 = starts[i + 1][1] if i + 1 < len(starts) else float("inf")
+        for times in by_call.values():
+            first = next((t for t in sorted(times) if t0 <= t < t1), None)
+            if first is not None:
+                ntf.setdefault(k, []).append(first)
+    return "time-window", ntf
+
+
 def scenario_presence(server: Server, users: list[User], opts: argparse.Namespace, rundir: Path) -> dict:
     presentity, watchers = users[0], users[1:opts.watchers + 1]
     nw = len(watchers)
@@ -1069,13 +1103,20 @@ def scenario_presence(server: Server, users: list[User], opts: argparse.Namespac
     cpu = CpuWindow(server.pgid)
     cpu.begin()
     p.start()
+    # Done when the publisher has finished and either every watcher call
+    # ended (they end on the "bench-last" note) or no NOTIFY came for 1 s
+    # (a server whose NOTIFY bodies drop the note: watchers are killed).
     pub_deadline = time.monotonic() + opts.rounds * (opts.gap_ms / 1000.0 + 1.0) + 20.0
+    last_count, last_change = -1, time.monotonic()
     while time.monotonic() < pub_deadline and (p.running() or w.running()):
         server.check_alive()
-        if not p.running() and len(w.log_lines("NTF")) >= subscribed * opts.rounds:
+        count = len(w.log_lines("NTF"))
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        if not p.running() and time.monotonic() - last_change > 1.0:
             break
         time.sleep(0.1)
-    time.sleep(0.3)
+    time.sleep(0.2)
     res["window"] = cpu.end()
     prc, pkilled = p.finish(0.1)
     wrc, wkilled = w.finish(2.0)
@@ -1083,15 +1124,19 @@ def scenario_presence(server: Server, users: list[User], opts: argparse.Namespac
     res["sipp"] = {"watchers": sipp_counts(w.stats()), "publisher": sipp_counts(p.stats()),
                    "watchers_rc": wrc, "watchers_killed": wkilled,
                    "publisher_rc": prc, "publisher_killed": pkilled}
-    pubs = {}
+    pubs: dict[int, float] = {}
     for parts in p.log_lines("PUB"):
         if len(parts) >= 4:
             pubs[int(sipp_float(parts[3]))] = sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6
-    ntf: dict[int, list[float]] = {}
+    # NTF <sec> <usec> <watcher call> [bench-round-K ...]
+    notifies = []
     for parts in w.log_lines("NTF"):
-        if len(parts) >= 4 and parts[3].startswith("bench-round-"):
-            k = int(parts[3][len("bench-round-"):])
-            ntf.setdefault(k, []).append(sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6)
+        if len(parts) >= 4:
+            marker = parts[4] if len(parts) >= 5 else ""
+            k = int(marker[len("bench-round-"):]) if marker.startswith("bench-round-") else None
+            notifies.append((sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6, parts[3], k))
+    res["attribution"], ntf = attribute_rounds(pubs, notifies)
+    res["notifies_logged"] = len(notifies)
     rounds = []
     for k in range(1, opts.rounds + 1):
         t0 = pubs.get(k)
