@@ -1439,6 +1439,7 @@ def main(argv: list[str]) -> int:
                 rc = 1
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); cleaning up")
+        result["interrupted"] = True
         rc = 130
     except Exception:  # noqa: BLE001 - report, clean up, exit non-zero
         traceback.print_exc()
