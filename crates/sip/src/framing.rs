@@ -7,7 +7,7 @@
 
 use crate::error::ParseError;
 use crate::message::Message;
-use crate::parse::{Limits, assemble, head_end, parse_head};
+use crate::parse::{Head, Limits, assemble, head_end_from, parse_head};
 
 /// One item read from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,13 @@ pub enum Frame {
     Pong,
 }
 
+/// What the start of the buffer says about keep-alives.
+enum KeepAlive {
+    Frame(Frame),
+    Wait,
+    None,
+}
+
 /// The answer to a ping.
 pub const PONG: &[u8] = b"\r\n";
 
@@ -27,11 +34,21 @@ pub const PONG: &[u8] = b"\r\n";
 pub const PING: &[u8] = b"\r\n\r\n";
 
 /// Incremental framer for one stream connection.
+///
+/// Work is linear in the bytes received however they are chunked: the search
+/// for the end of the head resumes where the last one stopped, and a parsed
+/// head is kept while its body arrives instead of being parsed again on every
+/// call.
 #[derive(Debug)]
 pub struct StreamFramer {
     buf: Vec<u8>,
     limits: Limits,
     failed: bool,
+    /// Where the search for the end of the head resumes.
+    scan_from: usize,
+    /// The parsed head of the message whose body is still arriving, with the
+    /// offset of its body and the message's total length.
+    pending: Option<(Head, usize, usize)>,
 }
 
 impl StreamFramer {
@@ -41,6 +58,8 @@ impl StreamFramer {
             buf: Vec::new(),
             limits,
             failed: false,
+            scan_from: 0,
+            pending: None,
         }
     }
 
@@ -60,57 +79,76 @@ impl StreamFramer {
         if self.failed {
             return Some(Err(ParseError::StartLine("stream framing lost")));
         }
-        if self.buf.starts_with(b"\r\n\r\n") {
-            self.buf.drain(..4);
-            return Some(Ok(Frame::Ping));
-        }
-        if self.buf.starts_with(b"\r\n") {
-            // Wait until a ping can be told from a pong followed by a message.
-            match self.buf.get(2..4) {
-                None | Some([b'\r']) => return None,
-                Some([b'\r', _]) if self.buf.len() < 4 => return None,
-                _ => {
-                    self.buf.drain(..2);
-                    return Some(Ok(Frame::Pong));
-                }
+        if self.pending.is_none() {
+            match self.keepalive() {
+                KeepAlive::Frame(f) => return Some(Ok(f)),
+                KeepAlive::Wait => return None,
+                KeepAlive::None => {}
             }
-        }
-        if self.buf.starts_with(b"\n") {
-            self.buf.drain(..1);
-            return Some(Ok(Frame::Pong));
-        }
-        let Some(end) = head_end(&self.buf) else {
-            if self.buf.len() > self.limits.max_message_bytes {
+            let Some(end) = head_end_from(&self.buf, self.scan_from) else {
+                if self.buf.len() > self.limits.max_message_bytes {
+                    return Some(self.fail(ParseError::TooLarge {
+                        size: self.buf.len(),
+                        limit: self.limits.max_message_bytes,
+                    }));
+                }
+                self.scan_from = self.buf.len().saturating_sub(2);
+                return None;
+            };
+            let (head, body_start) = match parse_head(&self.buf[..end], &self.limits) {
+                Ok(h) => h,
+                Err(e) => return Some(self.fail(e)),
+            };
+            let total = body_start + head.content_length.unwrap_or(0);
+            if total > self.limits.max_message_bytes {
                 return Some(self.fail(ParseError::TooLarge {
-                    size: self.buf.len(),
+                    size: total,
                     limit: self.limits.max_message_bytes,
                 }));
             }
-            return None;
-        };
-        let (head, body_start) = match parse_head(&self.buf[..end], &self.limits) {
-            Ok(h) => h,
-            Err(e) => return Some(self.fail(e)),
-        };
-        let cl = head.content_length.unwrap_or(0);
-        let total = body_start + cl;
-        if total > self.limits.max_message_bytes {
-            return Some(self.fail(ParseError::TooLarge {
-                size: total,
-                limit: self.limits.max_message_bytes,
-            }));
+            self.pending = Some((head, body_start, total));
         }
+        let total = self.pending.as_ref().map_or(0, |p| p.2);
         if self.buf.len() < total {
             return None;
         }
+        let (head, body_start, total) = self.pending.take()?;
         let body = self.buf[body_start..total].to_vec();
         self.buf.drain(..total);
+        self.scan_from = 0;
         Some(Ok(Frame::Message(assemble(head, body))))
+    }
+
+    /// Recognises CRLF keep-alives at the start of the buffer (only between
+    /// messages).
+    fn keepalive(&mut self) -> KeepAlive {
+        if self.buf.starts_with(b"\r\n\r\n") {
+            self.buf.drain(..4);
+            return KeepAlive::Frame(Frame::Ping);
+        }
+        if self.buf.starts_with(b"\r\n") {
+            // Wait until a ping can be told from a pong followed by a message.
+            return match self.buf.get(2..4) {
+                None | Some([b'\r']) => KeepAlive::Wait,
+                Some([b'\r', _]) if self.buf.len() < 4 => KeepAlive::Wait,
+                _ => {
+                    self.buf.drain(..2);
+                    KeepAlive::Frame(Frame::Pong)
+                }
+            };
+        }
+        if self.buf.starts_with(b"\n") {
+            self.buf.drain(..1);
+            return KeepAlive::Frame(Frame::Pong);
+        }
+        KeepAlive::None
     }
 
     fn fail(&mut self, e: ParseError) -> Result<Frame, ParseError> {
         self.failed = true;
         self.buf = Vec::new();
+        self.pending = None;
+        self.scan_from = 0;
         Err(e)
     }
 }
@@ -182,6 +220,62 @@ mod tests {
             h.next_frame(),
             Some(Err(ParseError::TooLarge { .. }))
         ));
+    }
+
+    #[test]
+    fn large_message_fed_one_byte_at_a_time_frames_in_linear_time() {
+        // 60 KB of header lines and body, one byte per read: with rescanning
+        // this took quadratic time (minutes in a debug build).
+        let mut msg = Vec::from(&MSG[..MSG.len() - b"Content-Length: 5\r\n\r\nhello".len()]);
+        for i in 0..1500 {
+            msg.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "x".repeat(10)).as_bytes());
+        }
+        let body = vec![b'b'; 20_000];
+        msg.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        msg.extend_from_slice(&body);
+        let mut f = StreamFramer::new(Limits {
+            max_message_bytes: 65_535,
+            max_headers: 2000,
+        });
+        let started = std::time::Instant::now();
+        let mut got = None;
+        for b in &msg {
+            f.push(std::slice::from_ref(b));
+            if let Some(fr) = f.next_frame() {
+                got = Some(fr.expect("valid"));
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        match got {
+            Some(Frame::Message(Message::Request(r))) => {
+                assert_eq!(r.body, body);
+                assert_eq!(r.headers.0.len(), 6 + 1500);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn terminator_split_across_reads_is_found() {
+        let (head, body) = MSG.split_at(MSG.len() - 5);
+        for cut in 1..5 {
+            let mut f = StreamFramer::new(Limits::default());
+            let (a, b) = head.split_at(head.len() - cut);
+            f.push(a);
+            assert!(f.next_frame().is_none());
+            f.push(b);
+            assert!(f.next_frame().is_none(), "body not there yet");
+            f.push(body);
+            assert!(
+                matches!(f.next_frame(), Some(Ok(Frame::Message(_)))),
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]

@@ -77,18 +77,62 @@ pub fn unquote(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Quotes `s` as a `quoted-string`, escaping `"` and `\`.
+/// Quotes `s` as a `quoted-string` (RFC 3261 §25.1).
+///
+/// `"` and `\` are escaped, and so are the control characters that `qdtext`
+/// does not admit (U+0000–U+001F except HTAB, and U+007F): they are written as
+/// `quoted-pair`s, so [`unquote`] gives back exactly `s`. CR and LF cannot be
+/// carried in a quoted string at all (`quoted-pair` excludes them, and they
+/// would end the header line), so each is replaced by a space: a value built
+/// from user input can never inject a header line.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_control() && c != '\t' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
     out
+}
+
+/// True if a header value holds a control character that the grammar does
+/// not allow there: anything below U+0020 except HTAB, unless it is escaped
+/// as a `quoted-pair` inside a quoted string (RFC 3261 §25.1 admits
+/// `"\" %x00-09 / %x0B-0C / %x0E-7F`, so RFC 4475's `intmeth` carries
+/// `\<NUL>` in a display name). CR and LF are refused even when escaped.
+pub fn has_bare_control(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_quotes && c == b'\\' {
+            match b.get(i + 1) {
+                Some(b'\r' | b'\n') => return true,
+                Some(_) => i += 2,
+                None => i += 1,
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_quotes = !in_quotes;
+        } else if c < b' ' && c != b'\t' {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Returns the value unquoted if it is a quoted string, else as it is.
@@ -121,7 +165,11 @@ pub fn unescape(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Exactly two hex digits (`from_str_radix` alone would also take "+1").
             let h = bytes.get(i + 1..i + 3)?;
+            if !h.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(h).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -177,6 +225,31 @@ mod tests {
     }
 
     #[test]
+    fn quote_escapes_controls_and_neutralises_line_breaks() {
+        let s = "BEL:\u{7} NUL:\0 DEL:\u{7f} tab:\t";
+        let q = quote(s);
+        assert_eq!(q, "\"BEL:\\\u{7} NUL:\\\0 DEL:\\\u{7f} tab:\t\"");
+        assert!(!has_bare_control(&q));
+        assert_eq!(unquote(&q).as_deref(), Some(s));
+        let injected = quote("x\r\nVia: SIP/2.0/UDP evil");
+        assert!(!injected.contains(['\r', '\n']));
+        assert_eq!(injected, "\"x  Via: SIP/2.0/UDP evil\"");
+    }
+
+    #[test]
+    fn bare_controls_are_found_outside_quoted_pairs() {
+        assert!(!has_bare_control("plain value\twith tab"));
+        assert!(has_bare_control("nul\0here"));
+        assert!(has_bare_control("\"quoted but bare \0\""));
+        assert!(!has_bare_control("\"escaped \\\0 and \\\u{7}\" <sip:a@b>"));
+        assert!(has_bare_control(
+            "\\\0 outside quotes a backslash escapes nothing"
+        ));
+        assert!(has_bare_control("\"escaped CR \\\r\""));
+        assert!(!has_bare_control("\"unterminated \\"));
+    }
+
+    #[test]
     fn escapes_decode_and_encode() {
         assert_eq!(
             unescape("sips%3Auser%40example.com").as_deref(),
@@ -184,6 +257,8 @@ mod tests {
         );
         assert_eq!(unescape("null-%00-null").as_deref(), Some("null-\0-null"));
         assert_eq!(unescape("bad%2"), None);
+        assert_eq!(unescape("bad%+1"), None, "a sign is not a hex digit");
+        assert_eq!(unescape("bad%-1"), None);
         assert_eq!(unescape("bad%zz"), None);
         assert_eq!(escape("a:b@c", is_unreserved), "a%3Ab%40c");
     }

@@ -50,11 +50,32 @@ impl Message {
     }
 }
 
+/// Appends `s` to a start or header line. A CR or LF would end the line
+/// early (and let a value built from user input inject header lines or a
+/// body), so each is written as a space, as unfolding would have made it.
+fn push_line_text(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    if memchr::memchr2(b'\r', b'\n', b).is_none() {
+        out.extend_from_slice(b);
+    } else {
+        out.extend(
+            b.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+    }
+}
+
+/// Writes the headers, then the Content-Length derived from `body`, then the
+/// body. A Content-Length line among `headers` is skipped: the one written is
+/// always the body's true length.
 fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
     for h in headers.iter() {
+        if h.name == HeaderName::ContentLength {
+            continue;
+        }
         out.extend_from_slice(h.name.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value.as_bytes());
+        push_line_text(out, &h.value);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"Content-Length: ");
@@ -120,7 +141,7 @@ impl Response {
         out.extend_from_slice(b"SIP/2.0 ");
         out.extend_from_slice(self.status.to_string().as_bytes());
         out.push(b' ');
-        out.extend_from_slice(self.reason.as_bytes());
+        push_line_text(&mut out, &self.reason);
         out.extend_from_slice(b"\r\n");
         write_headers_and_body(&mut out, &self.headers, &self.body);
         out
@@ -295,5 +316,65 @@ pub fn default_reason(status: u16) -> &'static str {
             5 => "Server Error",
             _ => "Global Failure",
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{Limits, parse_datagram};
+
+    fn sample() -> Request {
+        let mut r = Request::new(
+            Method::Message,
+            Uri::parse("sip:bob@example.com").expect("uri"),
+        );
+        r.headers
+            .push(HeaderName::Via, "SIP/2.0/UDP h;branch=z9hG4bK1");
+        r.headers
+            .push(HeaderName::From, "<sip:a@example.com>;tag=1");
+        r.headers.push(HeaderName::To, "<sip:bob@example.com>");
+        r.headers.push(HeaderName::CallId, "c1");
+        r.headers.push(HeaderName::CSeq, "1 MESSAGE");
+        r.body = b"hi".to_vec();
+        r
+    }
+
+    #[test]
+    fn stale_content_length_headers_are_not_written() {
+        let mut r = sample();
+        r.headers.push(HeaderName::ContentLength, "99");
+        r.headers.push(HeaderName::parse("l"), "0");
+        let bytes = r.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(text.matches("Content-Length").count(), 1, "{text}");
+        assert!(text.ends_with("Content-Length: 2\r\n\r\nhi"), "{text}");
+        let back = parse_datagram(&bytes, &Limits::default()).expect("re-parses");
+        assert_eq!(back, Message::Request(sample()));
+    }
+
+    #[test]
+    fn line_breaks_in_values_cannot_inject_headers() {
+        let mut r = sample();
+        r.headers.push(
+            HeaderName::Subject,
+            "hello\r\nVia: SIP/2.0/UDP evil;branch=z9hG4bKx\r\n\r\nbody",
+        );
+        let bytes = r.to_bytes();
+        match parse_datagram(&bytes, &Limits::default()).expect("re-parses") {
+            Message::Request(back) => {
+                assert_eq!(back.headers.count(&HeaderName::Via), 1);
+                assert_eq!(back.body, b"hi");
+                assert_eq!(
+                    back.headers.get(&HeaderName::Subject),
+                    Some("hello  Via: SIP/2.0/UDP evil;branch=z9hG4bKx    body")
+                );
+            }
+            Message::Response(_) => panic!("not a response"),
+        }
+        let mut resp = Response::new(200);
+        resp.reason = "OK\r\nX-Evil: 1".into();
+        let text = String::from_utf8(resp.to_bytes()).expect("utf-8");
+        assert!(text.starts_with("SIP/2.0 200 OK  X-Evil: 1\r\n"), "{text}");
     }
 }

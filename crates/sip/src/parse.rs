@@ -49,7 +49,15 @@ pub enum StartLine {
 /// Finds the end of the head: the index just past the blank line. `None` if
 /// the blank line has not arrived yet.
 pub fn head_end(bytes: &[u8]) -> Option<usize> {
-    let mut pos = 0;
+    head_end_from(bytes, 0)
+}
+
+/// [`head_end`], starting the search at `from`: a stream reader that has
+/// already searched `bytes[..n]` without success passes `n.saturating_sub(2)`
+/// (a terminator is at most three bytes, the first of them a LF), so bytes
+/// arriving one at a time are not rescanned from the start each time.
+pub fn head_end_from(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut pos = from.min(bytes.len());
     loop {
         let nl = memchr::memchr(b'\n', &bytes[pos..])? + pos;
         let next = nl + 1;
@@ -79,17 +87,20 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let first = lines.next().ok_or(ParseError::Truncated)?;
     let start = parse_start_line(first)?;
-    let mut headers: Vec<Header> = Vec::new();
-    let mut content_length: Option<usize> = None;
-    let mut cl_lines = 0;
+    // Header lines as read, with the line number each one started on. Values
+    // are validated once folding has been undone, because a quoted string (and
+    // so the meaning of a backslash) can span a fold.
+    let mut lines_read: Vec<(HeaderName, String, usize)> = Vec::new();
+    let mut counted = 0;
     for (idx, line) in lines.enumerate() {
         let lineno = idx + 2;
         if line.is_empty() {
             break;
         }
         if line[0] == b' ' || line[0] == b'\t' {
-            // Folded continuation of the previous header (RFC 3261 §7.3.1).
-            let prev = headers.last_mut().ok_or(ParseError::HeaderLine {
+            // Folded continuation of the previous header (RFC 3261 §7.3.1),
+            // Content-Length included: it is joined with a single space.
+            let prev = lines_read.last_mut().ok_or(ParseError::HeaderLine {
                 line: lineno,
                 what: "continuation line before any header",
             })?;
@@ -98,12 +109,12 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
                     line: lineno,
                     what: "not UTF-8",
                 })?
-                .trim();
+                .trim_matches([' ', '\t']);
             if !cont.is_empty() {
-                if !prev.value.is_empty() {
-                    prev.value.push(' ');
+                if !prev.1.is_empty() {
+                    prev.1.push(' ');
                 }
-                prev.value.push_str(cont);
+                prev.1.push_str(cont);
             }
             continue;
         }
@@ -129,16 +140,28 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
                 what: "value not UTF-8",
             })?
             .trim_matches([' ', '\t']);
-        if value.bytes().any(|b| b < b' ' && b != b'\t') {
+        let name = HeaderName::parse(name);
+        if name != HeaderName::ContentLength {
+            counted += 1;
+            if counted > limits.max_headers {
+                return Err(ParseError::TooManyHeaders {
+                    limit: limits.max_headers,
+                });
+            }
+        }
+        lines_read.push((name, value.to_owned(), lineno));
+    }
+    let mut headers: Vec<Header> = Vec::with_capacity(lines_read.len());
+    let mut content_length: Option<usize> = None;
+    for (name, value, lineno) in lines_read {
+        if lex::has_bare_control(&value) {
             return Err(ParseError::HeaderLine {
                 line: lineno,
                 what: "control character in value",
             });
         }
-        let name = HeaderName::parse(name);
         if name == HeaderName::ContentLength {
-            cl_lines += 1;
-            if cl_lines > 1 {
+            if content_length.is_some() {
                 return Err(ParseError::ContentLength("more than one value"));
             }
             if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -151,19 +174,8 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
             );
             continue;
         }
-        if headers.len() >= limits.max_headers {
-            return Err(ParseError::TooManyHeaders {
-                limit: limits.max_headers,
-            });
-        }
-        headers.push(Header {
-            name,
-            value: value.to_owned(),
-        });
+        headers.push(Header { name, value });
     }
-    // Folding may leave a Content-Length continuation; it is handled above
-    // because Content-Length lines are consumed before continuation could apply
-    // (a continuation after it would attach to the previous header instead).
     Ok((
         Head {
             start,
@@ -174,9 +186,17 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
     ))
 }
 
+/// `SIP/` in any case. Compares bytes: slicing the `str` at 4 would panic when
+/// a multi-byte character straddles that offset.
+fn starts_with_sip_slash(s: &str) -> bool {
+    s.as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+}
+
 fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
     let line = std::str::from_utf8(line).map_err(|_| ParseError::StartLine("not UTF-8"))?;
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if starts_with_sip_slash(line) {
         let (version, rest) = line
             .split_once(' ')
             .ok_or(ParseError::StartLine("missing status code"))?;
@@ -217,7 +237,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
         return Err(ParseError::StartLine("empty Request-URI"));
     }
     if !v.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(if v.len() >= 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+        return Err(if starts_with_sip_slash(v) {
             ParseError::Version
         } else {
             ParseError::StartLine("missing SIP version")
@@ -323,8 +343,11 @@ pub fn defect_for(e: &ParseError) -> Defect {
 
 /// The checks every request must pass before any processing (RFC 3261 §8.2,
 /// §16.3): mandatory headers present once and well-formed, CSeq method equal
-/// to the request method, a usable Request-URI. Per-method rules (Require,
-/// Content-Type of MESSAGE…) belong to the method handlers.
+/// to the request method, a usable Request-URI, and well-formed Contact,
+/// Route and Record-Route values when present (they decide where requests and
+/// responses go, so a defect there is answered with 400 up front, as RFC 4475
+/// §3.1.2.13 `regbadct` expects). Per-method rules (Require, Content-Type of
+/// MESSAGE…) belong to the method handlers.
 pub fn check_request(req: &Request) -> Result<(), Defect> {
     req.headers.top_via().map_err(Defect::bad)?;
     req.headers.vias().map_err(Defect::bad)?;
@@ -341,6 +364,9 @@ pub fn check_request(req: &Request) -> Result<(), Defect> {
     req.headers.max_forwards().map_err(Defect::bad)?;
     req.headers.expires().map_err(Defect::bad)?;
     req.headers.content_type().map_err(Defect::bad)?;
+    req.headers.contacts().map_err(Defect::bad)?;
+    req.headers.routes().map_err(Defect::bad)?;
+    req.headers.record_routes().map_err(Defect::bad)?;
     match &req.uri {
         Uri::Sip(u) if !u.headers.is_empty() => Err(Defect {
             status: 400,
@@ -498,6 +524,94 @@ mod tests {
             check_request(&req(uri_headers.as_bytes())).map_err(|d| d.status),
             Err(400)
         );
+    }
+
+    #[test]
+    fn multibyte_start_lines_do_not_panic() {
+        // "SIP" then a two-byte character straddling offset 4.
+        for line in ["SIPé 200 OK", "INVITE sip:a@b SIPé/2.0", "SIé", "é"] {
+            let m = REG.replacen("REGISTER sip:example.com SIP/2.0", line, 1);
+            assert!(parse_datagram(m.as_bytes(), &Limits::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn quoted_pairs_may_escape_controls_but_bare_ones_are_refused() {
+        let escaped = REG.replace(
+            "To: <sip:alice@example.com>",
+            "To: \"BEL:\\\u{7} NUL:\\\0\" <sip:alice@example.com>",
+        );
+        let r = req(escaped.as_bytes());
+        assert_eq!(
+            r.headers.to().expect("to").display.as_deref(),
+            Some("BEL:\u{7} NUL:\0")
+        );
+        let bare = REG.replace("Call-ID: abc@192.0.2.1", "Call-ID: abc\0@192.0.2.1");
+        assert!(matches!(
+            parse_datagram(bare.as_bytes(), &Limits::default()),
+            Err(ParseError::HeaderLine { line: 6, .. })
+        ));
+        // A fold must not smuggle a control character past the check.
+        let folded = REG.replace("Call-ID: abc@192.0.2.1", "Call-ID: abc\r\n \u{1}@192.0.2.1");
+        assert!(matches!(
+            parse_datagram(folded.as_bytes(), &Limits::default()),
+            Err(ParseError::HeaderLine { .. })
+        ));
+        // Nor may a quoted string opened on one line escape a CR on the next.
+        let cr = REG.replace(
+            "To: <sip:alice@example.com>",
+            "To: \"x\r\n \\\ry\" <sip:alice@example.com>",
+        );
+        assert!(parse_datagram(cr.as_bytes(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn folded_content_length_stays_with_content_length() {
+        // The continuation used to be glued onto the header before it.
+        let m = REG.replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length:\r\n 3\r\n\r\nabc",
+        );
+        let r = req(m.as_bytes());
+        assert_eq!(r.body, b"abc");
+        assert_eq!(
+            r.headers.get(&HeaderName::Contact),
+            Some("<sip:alice@192.0.2.1>")
+        );
+        let split = REG.replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 1\r\n 0\r\n\r\n",
+        );
+        assert_eq!(
+            parse_datagram(split.as_bytes(), &Limits::default()),
+            Err(ParseError::ContentLength("not a non-negative integer"))
+        );
+    }
+
+    #[test]
+    fn contact_and_route_defects_are_answered_with_400() {
+        let regbadct = REG.replace(
+            "Contact: <sip:alice@192.0.2.1>",
+            "Contact: sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+        );
+        let d = check_request(&req(regbadct.as_bytes())).expect_err("regbadct");
+        assert_eq!(d.status, 400);
+        assert!(d.reason.contains("Contact"), "{}", d.reason);
+        let route = REG.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nRoute: <sip:a@b");
+        assert_eq!(
+            check_request(&req(route.as_bytes())).map_err(|d| d.status),
+            Err(400)
+        );
+        let rr = REG.replace(
+            "Max-Forwards: 70",
+            "Max-Forwards: 70\r\nRecord-Route: sip:a b",
+        );
+        assert_eq!(
+            check_request(&req(rr.as_bytes())).map_err(|d| d.status),
+            Err(400)
+        );
+        let star = REG.replace("Contact: <sip:alice@192.0.2.1>", "Contact: *\r\nExpires: 0");
+        assert!(check_request(&req(star.as_bytes())).is_ok());
     }
 
     #[test]

@@ -43,13 +43,16 @@ impl NameAddr {
             let len = lex::quoted_len(b).ok_or_else(|| err("unterminated quoted display name"))?;
             let display = lex::unquote(&s[..len]).ok_or_else(|| err("bad quoted display name"))?;
             let rest = &s[len..];
-            let lt = rest.len() - rest.trim_start().len();
+            let lt = rest.len() - rest.trim_start_matches([' ', '\t']).len();
             if !rest[lt..].starts_with('<') {
                 return Err(err("display name not followed by <uri>"));
             }
             (Some(display), len + lt)
-        } else if let Some(lt) = s.find('<') {
-            let disp = s[..lt].trim();
+        } else if let Some(lt) = s.find('<').filter(|&lt| !s[..lt].contains([':', '"'])) {
+            // A token display name cannot hold ':' or '"'; an addr-spec always
+            // has a ':' before any '<' (which can then only sit in a quoted
+            // parameter value such as +sip.instance="<urn:…>").
+            let disp = s[..lt].trim_matches([' ', '\t']);
             if !disp
                 .split([' ', '\t'])
                 .filter(|t| !t.is_empty())
@@ -112,6 +115,9 @@ pub enum Contacts {
     Star,
     List(Vec<NameAddr>),
 }
+
+/// The RFC 3261 branch prefix (§8.1.1.7).
+const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// One Via value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,9 +191,26 @@ impl Via {
         self.params.value("branch")
     }
 
-    /// True when the branch carries the RFC 3261 magic cookie.
+    /// True when the branch carries the RFC 3261 magic cookie followed by an
+    /// identifier. A bare `z9hG4bK` (RFC 4475 §3.2.1 `badbranch`) claims RFC
+    /// 3261 behaviour but identifies nothing, so it does not count: matching
+    /// on it would merge unrelated transactions from the same sender.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with("z9hG4bK"))
+        self.branch()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
+    }
+
+    /// The `received` parameter as an address. Accepted with or without the
+    /// `[` `]` around an IPv6 address: RFC 3261's grammar says without, half
+    /// the implementations send with, and RFC 5118 §4.5 asks receivers to take
+    /// both. `None` if absent or not an address.
+    pub fn received(&self) -> Option<std::net::IpAddr> {
+        let v = self.params.value("received")?;
+        let v = v
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(']'))
+            .unwrap_or(v);
+        v.parse().ok()
     }
 
     /// The `sent-by` as `host[:port]` text, for transaction matching.
@@ -677,6 +700,65 @@ mod tests {
         assert_eq!(
             NameAddr::parse(&a.to_string(), "From").expect("round trip"),
             a
+        );
+    }
+
+    #[test]
+    fn addr_spec_with_angle_brackets_in_a_quoted_parameter() {
+        let c = NameAddr::parse(
+            r#"sip:alice@192.0.2.1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";expires=60"#,
+            "Contact",
+        )
+        .expect("addr-spec with an instance id");
+        assert_eq!(c.display, None);
+        assert_eq!(c.uri.to_string(), "sip:alice@192.0.2.1");
+        assert_eq!(
+            c.params.get_unquoted("+sip.instance").as_deref(),
+            Some("<urn:uuid:00000000-0000-1000-8000-000A95A0E128>")
+        );
+        assert_eq!(c.params.value("expires"), Some("60"));
+        assert!(NameAddr::parse(r#"a"b <sip:x@y>"#, "To").is_err());
+    }
+
+    #[test]
+    fn bare_magic_cookie_is_not_an_rfc3261_branch() {
+        let bad = Via::parse("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK").expect("parses");
+        assert!(!bad.has_rfc3261_branch());
+        assert!(
+            Via::parse("SIP/2.0/UDP h;branch=z9hG4bKx")
+                .expect("ok")
+                .has_rfc3261_branch()
+        );
+        assert!(
+            !Via::parse("SIP/2.0/UDP h;branch=390skdjuw")
+                .expect("ok")
+                .has_rfc3261_branch()
+        );
+        assert!(
+            !Via::parse("SIP/2.0/UDP h")
+                .expect("ok")
+                .has_rfc3261_branch()
+        );
+    }
+
+    #[test]
+    fn received_with_or_without_ipv6_brackets() {
+        let with =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKa")
+                .expect("with delimiters");
+        let without =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKa")
+                .expect("without delimiters");
+        let want: std::net::IpAddr = "2001:db8::9:255".parse().expect("addr");
+        assert_eq!(with.received(), Some(want));
+        assert_eq!(without.received(), Some(want));
+        let v4 = Via::parse("SIP/2.0/TCP h;received=192.0.2.200").expect("v4");
+        assert_eq!(v4.received(), Some("192.0.2.200".parse().expect("addr")));
+        assert_eq!(
+            Via::parse("SIP/2.0/TCP h;received=nonsense")
+                .expect("ok")
+                .received(),
+            None
         );
     }
 

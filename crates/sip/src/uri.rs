@@ -269,9 +269,7 @@ pub(crate) fn parse_host(s: &str) -> Result<(Host, usize), ParseError> {
         let close = s
             .find(']')
             .ok_or(ParseError::Uri("unterminated IPv6 reference"))?;
-        let addr: Ipv6Addr = s[1..close]
-            .parse()
-            .map_err(|_| ParseError::Uri("invalid IPv6 address"))?;
+        let addr = parse_ipv6(&s[1..close]).ok_or(ParseError::Uri("invalid IPv6 address"))?;
         return Ok((Host::V6(addr), close + 1));
     }
     let mut i = 0;
@@ -289,6 +287,19 @@ pub(crate) fn parse_host(s: &str) -> Result<(Host, usize), ParseError> {
         return Err(ParseError::Uri("invalid host name"));
     }
     Ok((Host::Name(name.to_owned()), i))
+}
+
+/// An IPv6 address as written inside `[` `]`. Besides RFC 4291 text, takes
+/// the form RFC 3261's ABNF allows by mistake, with a third colon between
+/// `::` and an embedded IPv4 address (`2001:db8:::192.0.2.1`): RFC 5118 §4.10
+/// asks implementations to tolerate it. It is written back with two colons.
+fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    let i = s.find(":::")?;
+    s[i + 3..].parse::<Ipv4Addr>().ok()?;
+    format!("{}{}", &s[..i + 2], &s[i + 3..]).parse().ok()
 }
 
 fn parse_uri_params(s: &str) -> Result<Params, ParseError> {
@@ -520,7 +531,18 @@ mod tests {
         );
         assert!(SipUri::parse("sip:2001:db8::10").is_err());
         assert!(SipUri::parse("sip:[2001:db8::10").is_err());
-        assert!(SipUri::parse("sip:[2001:db8:::192.0.2.1]").is_err());
+        // RFC 5118 §4.10: the three-colon form from RFC 3261's ABNF bug is
+        // tolerated, and only in front of an embedded IPv4 address.
+        assert_eq!(
+            sip("sip:[2001:db8:::192.0.2.1]").host,
+            sip("sip:[2001:db8::192.0.2.1]").host
+        );
+        assert_eq!(
+            sip("sip:[:::192.0.2.1]").host,
+            sip("sip:[::192.0.2.1]").host
+        );
+        assert!(SipUri::parse("sip:[2001:db8:::1]").is_err());
+        assert!(SipUri::parse("sip:[2001:::db8::192.0.2.1]").is_err());
         assert_eq!(
             sip("sip:[::ffff:192.0.2.10]").host,
             Host::V6("::ffff:192.0.2.10".parse().expect("addr"))
