@@ -3,7 +3,7 @@
 //! The server copies an error's `Display` text into the reason phrase of a
 //! `400 Bad Request`, so every message is short, printable ASCII, has no line
 //! breaks, and names the defect and where it is. Text taken from the input
-//! (an element name, a header name) is passed through [`snippet`] first so
+//! (an element name, a header name) is passed through `snippet` first so
 //! that a hostile document cannot smuggle CR/LF or non-ASCII into a response.
 
 use std::fmt;

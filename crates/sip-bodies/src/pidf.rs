@@ -712,7 +712,7 @@ fn parse_enumeration(el: &Element, token_ns: &[&str]) -> (Vec<String>, Option<St
             notes.push(parse_note(c));
         } else if c.ns == NS_RPID && c.name == "other" {
             other.get_or_insert_with(|| c.text.clone());
-        } else if token_ns.contains(&c.ns.as_str()) {
+        } else if token_ns.contains(&c.ns.as_str()) && xml::is_ncname(&c.name) {
             values.push(c.name.clone());
         }
     }

@@ -200,7 +200,7 @@ impl<'a> TreeBuilder<'a> {
                     if self.stack.is_empty() {
                         return Err(self.err("CDATA outside the root element"));
                     }
-                    self.push_text(&content);
+                    self.push_text(&content)?;
                 }
                 Event::GeneralRef(r) => {
                     let resolved: String = match r.resolve_char_ref() {
@@ -226,7 +226,7 @@ impl<'a> TreeBuilder<'a> {
                     if self.stack.is_empty() {
                         return Err(self.err("reference outside the root element"));
                     }
-                    self.push_text(&resolved);
+                    self.push_text(&resolved)?;
                 }
                 Event::DocType(_) => return Err(self.err("DOCTYPE is not allowed")),
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -298,14 +298,17 @@ impl<'a> TreeBuilder<'a> {
             }
             return Err(self.err("text outside the root element"));
         }
-        self.push_text(content);
-        Ok(())
+        self.push_text(content)
     }
 
-    fn push_text(&mut self, content: &str) {
+    fn push_text(&mut self, content: &str) -> Result<()> {
+        if !content.chars().all(is_xml_char) {
+            return Err(self.err("character not allowed in XML"));
+        }
         if let Some(top) = self.stack.last_mut() {
             top.text.push_str(content);
         }
+        Ok(())
     }
 
     /// Builds an element from a start tag: limits, namespace declarations,
@@ -341,6 +344,9 @@ impl<'a> TreeBuilder<'a> {
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|_| self.err("invalid reference in attribute value"))?
                 .into_owned();
+            if !value.chars().all(is_xml_char) {
+                return Err(self.err("character not allowed in XML"));
+            }
             if key == "xmlns" {
                 self.bindings.push(Binding {
                     prefix: String::new(),
@@ -640,6 +646,20 @@ mod tests {
                 .to_string()
                 .contains("DOCTYPE")
         );
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_rejected() {
+        for doc in [
+            &b"<r>a\x01b</r>"[..],
+            b"<r>&#1;</r>",
+            b"<r a=\"&#xFFFE;\"/>",
+            "<r>\u{FFFF}</r>".as_bytes(),
+        ] {
+            let e = parse(doc).unwrap_err().to_string();
+            assert!(e.starts_with("xml: character not allowed in XML"), "{e}");
+        }
+        assert!(parse("<r>\t\u{10FFFF}&#x9;</r>".as_bytes()).is_ok());
     }
 
     #[test]

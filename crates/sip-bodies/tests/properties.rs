@@ -734,6 +734,31 @@ proptest! {
         every_parser(&input);
     }
 
+    /// Whatever a parser accepts, the generator writes back losslessly
+    /// (XML formats) or at least parseably (CPIM, SDP). This is the oracle
+    /// the fuzz targets use too.
+    #[test]
+    fn regenerating_a_parsed_document_is_lossless(input in mutated()) {
+        if let Ok(p) = Presence::parse(&input) {
+            prop_assert_eq!(Presence::parse(p.to_xml().as_bytes()).unwrap(), p);
+        }
+        if let Ok(d) = ResourceLists::parse(&input) {
+            prop_assert_eq!(ResourceLists::parse(d.to_xml().as_bytes()).unwrap(), d);
+        }
+        if let Ok(d) = WatcherInfo::parse(&input) {
+            prop_assert_eq!(WatcherInfo::parse(d.to_xml().as_bytes()).unwrap(), d);
+        }
+        if let Ok(d) = ConferenceInfo::parse(&input) {
+            prop_assert_eq!(ConferenceInfo::parse(d.to_xml().as_bytes()).unwrap(), d);
+        }
+        if let Ok(m) = Cpim::parse(&input) {
+            prop_assert!(Cpim::parse(&m.to_bytes()).is_ok());
+        }
+        if let Ok(s) = ImSdp::parse(&input) {
+            prop_assert!(ImSdp::parse(s.to_sdp().as_bytes()).is_ok());
+        }
+    }
+
     #[test]
     fn multipart_parser_never_panics(
         ct in "multipart/related(;[a-z]{1,8}=(\"[^\"]{0,10}\"|[a-z<>@]{0,8})){0,4}",
