@@ -9,6 +9,9 @@ use switchboard_sip_bodies::cpim::Cpim;
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = Cpim::parse(data) {
         let again = Cpim::parse(&msg.to_bytes()).expect("generated CPIM must parse");
-        assert_eq!(again.body, msg.body, "CPIM content must be carried verbatim");
+        assert_eq!(
+            again.body, msg.body,
+            "CPIM content must be carried verbatim"
+        );
     }
 });

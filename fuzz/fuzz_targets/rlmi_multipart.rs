@@ -13,7 +13,10 @@ const FIXED: &str =
 fuzz_target!(|data: &[u8]| {
     let (content_type, body) = match data.strip_prefix(b"multipart/") {
         Some(_) => match data.iter().position(|&b| b == b'\n') {
-            Some(nl) => (String::from_utf8_lossy(&data[..nl]).into_owned(), &data[nl + 1..]),
+            Some(nl) => (
+                String::from_utf8_lossy(&data[..nl]).into_owned(),
+                &data[nl + 1..],
+            ),
             None => (String::from_utf8_lossy(data).into_owned(), &[][..]),
         },
         None => (FIXED.to_owned(), data),

@@ -27,6 +27,10 @@ pub const MAX_XML_ELEMENTS: usize = 20_000;
 /// bounds the quadratic duplicate-attribute check.
 pub const MAX_XML_ATTRIBUTES: usize = 64;
 
+/// Most namespace declarations in scope at once. Real documents declare
+/// fewer than ten; the cap bounds the cost of resolving each prefix.
+pub const MAX_XML_NAMESPACES: usize = 128;
+
 /// Largest `multipart/related` body accepted (16 MiB): a full-state RLMI
 /// NOTIFY for 1,000 contacts with 4 KB presence documents is about 5 MiB.
 pub const MAX_MULTIPART_BYTES: usize = 16 << 20;

@@ -615,7 +615,7 @@ fn parse_person(el: &Element) -> Result<Person> {
         if c.ns == NS_RPID {
             match c.name.as_str() {
                 "activities" if p.activities.is_none() => {
-                    p.activities = Some(parse_activities(c)?);
+                    p.activities = Some(parse_activities(c));
                 }
                 "class" if p.class.is_none() => p.class = Some(c.trimmed_text().to_owned()),
                 "mood" if p.mood.is_none() => {
@@ -678,7 +678,7 @@ fn parse_device(el: &Element) -> Result<Device> {
     Ok(d)
 }
 
-fn parse_activities(el: &Element) -> Result<Activities> {
+fn parse_activities(el: &Element) -> Activities {
     let mut a = Activities {
         from: el.attr("from").map(str::to_owned),
         until: el.attr("until").map(str::to_owned),
@@ -698,7 +698,7 @@ fn parse_activities(el: &Element) -> Result<Activities> {
             }
         }
     }
-    Ok(a)
+    a
 }
 
 /// Shared shape of `<mood>` and `<place-type>`: token elements from

@@ -162,7 +162,8 @@ impl<'a> TreeBuilder<'a> {
     }
 
     fn pos(&self) -> usize {
-        self.base + usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+        let pos = usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX);
+        self.base.saturating_add(pos)
     }
 
     fn err(&self, message: impl AsRef<str>) -> Error {
@@ -247,8 +248,9 @@ impl<'a> TreeBuilder<'a> {
 
     fn map_error(&self, e: &quick_xml::Error) -> Error {
         use quick_xml::errors::{IllFormedError, SyntaxError};
-        let offset =
-            self.base + usize::try_from(self.reader.error_position()).unwrap_or(usize::MAX);
+        let offset = self
+            .base
+            .saturating_add(usize::try_from(self.reader.error_position()).unwrap_or(usize::MAX));
         let message: String = match e {
             quick_xml::Error::Syntax(s) => match s {
                 SyntaxError::UnclosedTag
@@ -367,6 +369,12 @@ impl<'a> TreeBuilder<'a> {
             }
         }
         self.binding_counts.push(new_bindings);
+        if self.bindings.len() > limits::MAX_XML_NAMESPACES {
+            return Err(self.err(format!(
+                "more than {} namespace declarations in scope",
+                limits::MAX_XML_NAMESPACES
+            )));
+        }
 
         let qname = start.name();
         let (ns, name) = self.resolve(qname.as_ref(), true)?;
@@ -688,6 +696,23 @@ mod tests {
             .collect();
         let e = parse(format!("<r{attrs}/>").as_bytes()).unwrap_err();
         assert!(e.to_string().contains("attributes"), "{e}");
+    }
+
+    #[test]
+    fn namespace_limit_is_enforced() {
+        let decls = |n: usize, level: usize| -> String {
+            (0..n)
+                .map(|i| format!(" xmlns:p{level}x{i}=\"urn:{i}\""))
+                .collect()
+        };
+        let per = limits::MAX_XML_ATTRIBUTES - 1;
+        let levels = limits::MAX_XML_NAMESPACES / per + 1;
+        let mut doc = String::new();
+        for l in 0..levels {
+            doc.push_str(&format!("<a{}>", decls(per, l)));
+        }
+        let e = parse(doc.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("namespace declarations"), "{e}");
     }
 
     #[test]
