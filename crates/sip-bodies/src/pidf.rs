@@ -488,7 +488,9 @@ impl Presence {
     }
 
     /// Writes the document: PIDF, then data-model and RPID elements, then
-    /// the Switchboard extension, each only if the struct holds it.
+    /// the Switchboard extension, each only if the struct holds it. The
+    /// caller must set a non-empty `entity`: PIDF requires one, and
+    /// [`Presence::parse`] rejects a document without it.
     pub fn to_xml(&self) -> String {
         let mut w = Writer::new();
         let mut attrs: Vec<(&str, &str)> = vec![
