@@ -1,0 +1,182 @@
+//! `switchboard serve`: assembles the Standard Edition server (embedded
+//! database, every role in one process) and runs it until interrupted.
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::sip::registrar::RegistrarSettings;
+use crate::sip::{SipServer, SipSettings, location::Location};
+use crate::transport::{self, TransportLimits, Transports};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::{Directory, ImPolicy, Policies, PolicyKind};
+use switchboard_sip::Limits;
+use switchboard_sip::digest::Algorithm;
+use switchboard_store::Store;
+use switchboard_store::sqlite::SqliteStore;
+use tokio_rustls::TlsAcceptor;
+
+/// Policy kinds the server caches.
+const POLICY_KINDS: [&str; 1] = [ImPolicy::KIND];
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// The machine's host name, the default served domain.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .and_then(|h| switchboard_core::address::normalise_domain(h.trim()).ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Runs the server.
+pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(v) = args.sip_udp {
+        config.sip.udp = v;
+    }
+    if let Some(v) = args.sip_tcp {
+        config.sip.tcp = v;
+    }
+    if let Some(v) = args.sip_tls {
+        config.sip.tls = v;
+    }
+    config.domains.extend(args.domains);
+    config.validate().map_err(|(key, problem)| anyhow::anyhow!("option or key `{key}`: {problem}"))?;
+    init_logging(&config);
+
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create data directory {}", data.display()))?;
+    let sqlite = SqliteStore::open(&data.join("switchboard.db")).await.with_context(|| format!("cannot open the database in {}", data.display()))?;
+    let store: Arc<dyn Store> = Arc::new(sqlite);
+
+    // Served domains: those in the database, plus configured ones; the host
+    // name when there are none at all.
+    let mut wanted: Vec<String> = config.domains.iter().filter_map(|d| switchboard_core::address::normalise_domain(d).ok()).collect();
+    let existing: Vec<String> = store.list_domains().await?.into_iter().map(|d| d.name).collect();
+    if wanted.is_empty() && existing.is_empty() {
+        wanted.push(host_name());
+    }
+    for d in &wanted {
+        if !existing.contains(d) {
+            store.add_domain(d, switchboard_core::now_ms()).await.with_context(|| format!("cannot add domain {d}"))?;
+        }
+    }
+    let directory = Arc::new(Directory::new());
+    directory.load(store.as_ref()).await?;
+    let policies = Arc::new(Policies::new());
+    policies.load(store.as_ref(), &POLICY_KINDS).await?;
+    let domains = directory.domains();
+    let first_domain = wanted.first().cloned().or_else(|| domains.first().cloned()).unwrap_or_else(host_name);
+
+    let parse_limits = Limits { max_message_bytes: config.limits.max_message_bytes, max_headers: config.limits.max_headers };
+    let transports = Transports::new(TransportLimits {
+        parse: parse_limits,
+        max_connections: config.limits.max_connections,
+        max_connections_per_ip: config.limits.max_connections_per_ip,
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout),
+        tls_handshake_timeout: Duration::from_secs(config.limits.tls_handshake_timeout),
+    });
+    let location = Location::new(store.clone());
+    let (kept, dropped) = location.load(store.as_ref(), switchboard_core::now_ms()).await?;
+    let settings = SipSettings {
+        limits: parse_limits,
+        registrar: RegistrarSettings {
+            min_expires: config.registrar.min_expires,
+            max_expires: config.registrar.max_expires,
+            default_expires: config.registrar.default_expires,
+            max_devices: config.registrar.max_devices_per_user,
+        },
+        max_im_body: config.im.max_body_bytes,
+        server_name: first_domain.clone(),
+    };
+    let algorithms: Vec<Algorithm> = config.auth.algorithms.iter().filter_map(|a| Algorithm::parse(Some(a))).collect();
+    let sip = SipServer::new(transports.clone(), directory.clone(), policies.clone(), store.clone(), location, settings, config.auth.nonce_lifetime, algorithms);
+    sip.start();
+
+    let mut listening: Vec<String> = Vec::new();
+    if !config.sip.udp.is_empty() {
+        let addr: SocketAddr = config.sip.udp.parse()?;
+        for a in transport::bind_udp(&transports, addr).with_context(|| format!("cannot listen on UDP {addr}"))? {
+            listening.push(format!("SIP UDP {a}"));
+        }
+    }
+    if !config.sip.tcp.is_empty() {
+        let addr: SocketAddr = config.sip.tcp.parse()?;
+        let a = transport::spawn_tcp_listener(transports.clone(), addr).await.with_context(|| format!("cannot listen on TCP {addr}"))?;
+        listening.push(format!("SIP TCP {a}"));
+    }
+    if !config.sip.tls.is_empty() {
+        let addr: SocketAddr = config.sip.tls.parse()?;
+        let (tls, source) = transport::tls::load_or_generate(config.tls.cert.as_deref(), config.tls.key.as_deref(), data, &domains)?;
+        tracing::info!(?source, "TLS certificate");
+        let a = transport::spawn_tls_listener(transports.clone(), addr, TlsAcceptor::from(tls)).await.with_context(|| format!("cannot listen on TLS {addr}"))?;
+        listening.push(format!("SIP TLS {a}"));
+    }
+
+    // Pick up changes made with the command-line tool while running.
+    {
+        let store = store.clone();
+        let directory = directory.clone();
+        let policies = policies.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                match directory.refresh_if_changed(store.as_ref()).await {
+                    Ok(true) => {
+                        if let Err(e) = policies.load(store.as_ref(), &POLICY_KINDS).await {
+                            tracing::warn!(error = %e, "cannot reload policies");
+                        }
+                        tracing::info!(users = directory.user_count(), "directory reloaded");
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot check the database for changes"),
+                }
+            }
+        });
+    }
+
+    println!("switchboard {} (Standard Edition)", env!("CARGO_PKG_VERSION"));
+    println!("data directory: {}", data.display());
+    println!("serving domains: {}", directory.domains().join(", "));
+    println!("registrations restored: {kept} (dropped {dropped} stream flows)");
+    for l in &listening {
+        println!("listening: {l}");
+    }
+    println!("ready");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    shutdown_signal().await;
+    println!("shutting down");
+    // Give the write-behind of registrations a moment to finish.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

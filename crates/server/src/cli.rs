@@ -1,0 +1,242 @@
+//! The command line: `serve`, and the administration commands that act on
+//! the database directly (a running server picks their changes up within a
+//! second, see [`crate::app`]).
+
+use crate::config::Config;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use switchboard_core::Address;
+use switchboard_store::sqlite::SqliteStore;
+use switchboard_store::{Directory as _, NewUser, StoreError};
+
+/// Switchboard: enterprise instant messaging and presence.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    /// Data directory (database, generated certificate).
+    #[arg(long, global = true, default_value = "./switchboard-data", env = "SWITCHBOARD_DATA")]
+    pub data: PathBuf,
+    /// Configuration file (TOML); every key is optional.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage served domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Options of `serve` (each overrides the configuration file).
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// A domain to serve (repeatable). Without any, the host name is served.
+    #[arg(long = "domain")]
+    pub domains: Vec<String>,
+    /// SIP over UDP listen address ("" disables).
+    #[arg(long)]
+    pub sip_udp: Option<String>,
+    /// SIP over TCP listen address ("" disables).
+    #[arg(long)]
+    pub sip_tcp: Option<String>,
+    /// SIP over TLS listen address ("" disables).
+    #[arg(long)]
+    pub sip_tls: Option<String>,
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a random password is generated and printed.
+    Add {
+        address: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and everything that belongs to them.
+    Remove { address: String },
+    /// Change a user's password.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Serve a domain.
+    Add { name: String },
+    /// List served domains.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop serving a domain (it must have no users).
+    Remove { name: String },
+}
+
+/// `config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file; names the exact key and problem.
+    Check {
+        /// The file (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match &cli.config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            crate::app::serve(&cli.data, config, args).await
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let path = file.or(cli.config).context("name the file: switchboard config check FILE")?;
+            Config::load(&path)?;
+            println!("{}: OK", path.display());
+            Ok(())
+        }
+        Command::User(cmd) => user(&cli.data, cmd).await,
+        Command::Domain(cmd) => domain(&cli.data, cmd).await,
+    }
+}
+
+/// Opens the database of a data directory for an administration command.
+pub async fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&data.join("switchboard.db")).await.with_context(|| format!("cannot open the database in {}", data.display()))
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((crate::credentials::random_password()?, true));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    Ok((pw, false))
+}
+
+fn parse_address(s: &str) -> anyhow::Result<Address> {
+    Address::parse(s).with_context(|| format!("{s:?} is not a valid address"))
+}
+
+async fn user(data: &Path, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(data).await?;
+    match cmd {
+        UserCommand::Add { address, password_stdin, display_name } => {
+            let address = parse_address(&address)?;
+            let (password, generated) = read_password(password_stdin)?;
+            let credentials = crate::credentials::derive(&address, &password)?;
+            let new = NewUser { address: address.to_string(), display_name, credentials, created_ms: switchboard_core::now_ms() };
+            match store.add_user(&new).await {
+                Ok(()) => {}
+                Err(StoreError::NotFound(_)) => bail!("domain {} is not served (add it with: switchboard domain add {})", address.domain(), address.domain()),
+                Err(StoreError::Conflict(_)) => bail!("user {address} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+            if generated {
+                println!("created {address} with password: {password}");
+            } else {
+                println!("created {address}");
+            }
+        }
+        UserCommand::List { json } => {
+            let users = store.list_users().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else if users.is_empty() {
+                println!("no users");
+            } else {
+                for u in users {
+                    println!("{}\t{}", u.address, u.display_name.unwrap_or_default());
+                }
+            }
+        }
+        UserCommand::Remove { address } => {
+            let address = parse_address(&address)?;
+            match store.remove_user(&address.to_string()).await {
+                Ok(()) => println!("removed {address}"),
+                Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::Passwd { address, password_stdin } => {
+            let address = parse_address(&address)?;
+            let (password, generated) = read_password(password_stdin)?;
+            let credentials = crate::credentials::derive(&address, &password)?;
+            match store.set_credentials(&address.to_string(), &credentials).await {
+                Ok(()) if generated => println!("new password for {address}: {password}"),
+                Ok(()) => println!("password changed for {address}"),
+                Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
+    let store = open_store(data).await?;
+    match cmd {
+        DomainCommand::Add { name } => {
+            let name = switchboard_core::address::normalise_domain(&name).with_context(|| format!("{name:?} is not a valid domain name"))?;
+            match store.add_domain(&name, switchboard_core::now_ms()).await {
+                Ok(()) => println!("serving {name}"),
+                Err(StoreError::Conflict(_)) => bail!("domain {name} is already served"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        DomainCommand::List { json } => {
+            let domains = store.list_domains().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&domains)?);
+            } else {
+                for d in domains {
+                    println!("{}", d.name);
+                }
+            }
+        }
+        DomainCommand::Remove { name } => {
+            let name = switchboard_core::address::normalise_domain(&name).with_context(|| format!("{name:?} is not a valid domain name"))?;
+            match store.remove_domain(&name).await {
+                Ok(()) => println!("no longer serving {name}"),
+                Err(StoreError::NotFound(_)) => bail!("domain {name} is not served"),
+                Err(StoreError::Conflict(_)) => bail!("domain {name} still has users; remove them first"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}

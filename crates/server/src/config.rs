@@ -1,0 +1,288 @@
+//! The configuration file (TOML). Every key is optional and has a documented
+//! default, so a server starts with no file at all; `docs/CONFIGURATION.md`
+//! lists them. Unknown keys are errors, so a typo is reported with its exact
+//! key instead of being silently ignored.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Served domains added at start-up (besides those in the database).
+    pub domains: Vec<String>,
+    pub sip: SipConfig,
+    pub tls: TlsConfig,
+    pub registrar: RegistrarConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub im: ImConfig,
+    pub log: LogConfig,
+}
+
+/// SIP listeners.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listen address; empty string disables it.
+    pub udp: String,
+    /// TCP listen address; empty string disables it.
+    pub tcp: String,
+    /// TLS listen address; empty string disables it.
+    pub tls: String,
+    /// The host name or address put in Via and Record-Route. Defaults to the
+    /// first served domain.
+    pub advertised_host: Option<String>,
+}
+
+impl Default for SipConfig {
+    fn default() -> SipConfig {
+        SipConfig { udp: "0.0.0.0:5060".into(), tcp: "0.0.0.0:5060".into(), tls: "0.0.0.0:5061".into(), advertised_host: None }
+    }
+}
+
+/// Certificate for SIP TLS (and later HTTPS).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Without it a self-signed certificate for the
+    /// served domains is generated into the data directory on first start.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// Registrar rules.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted (seconds); shorter gets 423.
+    pub min_expires: u32,
+    /// Longest registration granted (seconds); longer is shortened.
+    pub max_expires: u32,
+    /// Registration length when the client asks for none.
+    pub default_expires: u32,
+    /// Most devices (bindings) one user may have registered at once.
+    pub max_devices_per_user: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> RegistrarConfig {
+        RegistrarConfig { min_expires: 60, max_expires: 7200, default_expires: 3600, max_devices_per_user: 10 }
+    }
+}
+
+/// Digest authentication.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a nonce stays valid (seconds); then the client gets `stale=true`.
+    pub nonce_lifetime: u64,
+    /// Algorithms offered, one challenge each, in this order (`MD5`, `SHA-256`,
+    /// `SHA-512-256`). MD5 comes first by default because widely deployed clients
+    /// (SIPp 3.6, baresip 1.0) fail on a first challenge they cannot compute
+    /// instead of picking the next one, as RFC 8760 asks.
+    pub algorithms: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig { nonce_lifetime: 300, algorithms: vec!["MD5".into(), "SHA-256".into()] }
+    }
+}
+
+/// Limits that protect the server from a single client.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest SIP message accepted (bytes).
+    pub max_message_bytes: usize,
+    /// Most header lines in one SIP message.
+    pub max_headers: usize,
+    /// Most simultaneous TCP/TLS connections.
+    pub max_connections: usize,
+    /// Most simultaneous TCP/TLS connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// A connection with no traffic and no registration for this long is closed (seconds).
+    pub idle_timeout: u64,
+    /// A TLS handshake must finish within this many seconds.
+    pub tls_handshake_timeout: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig { max_message_bytes: 65_535, max_headers: 256, max_connections: 10_000, max_connections_per_ip: 200, idle_timeout: 300, tls_handshake_timeout: 10 }
+    }
+}
+
+/// Instant messaging.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImConfig {
+    /// Largest MESSAGE body accepted (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Most messages held for one signed-out user.
+    pub offline_max_per_user: u32,
+    /// How long a held message waits before it expires (hours).
+    pub offline_expiry_hours: u64,
+}
+
+impl Default for ImConfig {
+    fn default() -> ImConfig {
+        ImConfig { max_body_bytes: 32_768, offline_max_per_user: 500, offline_expiry_hours: 24 * 14 }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter
+    /// (`switchboard=debug,sqlx=warn`). `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { level: "info".into(), format: "text".into() }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: {problem}")]
+    Invalid { path: PathBuf, key: String, problem: String },
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string().trim().to_owned() })?;
+        cfg.validate().map_err(|(key, problem)| ConfigError::Invalid { path: path.to_owned(), key, problem })?;
+        Ok(cfg)
+    }
+
+    /// Semantic checks serde cannot express; returns (key, problem).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (i, d) in self.domains.iter().enumerate() {
+            switchboard_core::address::normalise_domain(d).map_err(|e| (format!("domains[{i}]"), format!("{d:?}: {e}")))?;
+        }
+        for (key, v) in [("sip.udp", &self.sip.udp), ("sip.tcp", &self.sip.tcp), ("sip.tls", &self.sip.tls)] {
+            if !v.is_empty() {
+                v.parse::<SocketAddr>().map_err(|_| (key.to_owned(), format!("{v:?} is not an address:port (e.g. 0.0.0.0:5060), or \"\" to disable")))?;
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(("tls.cert".into(), "tls.cert and tls.key must be given together".into()));
+        }
+        let r = &self.registrar;
+        if r.min_expires == 0 {
+            return Err(("registrar.min_expires".into(), "must be at least 1".into()));
+        }
+        if r.max_expires < r.min_expires {
+            return Err(("registrar.max_expires".into(), "must not be below registrar.min_expires".into()));
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            return Err(("registrar.default_expires".into(), "must lie between min_expires and max_expires".into()));
+        }
+        if r.max_devices_per_user == 0 {
+            return Err(("registrar.max_devices_per_user".into(), "must be at least 1".into()));
+        }
+        if self.auth.algorithms.is_empty() {
+            return Err(("auth.algorithms".into(), "at least one algorithm is needed".into()));
+        }
+        for (i, a) in self.auth.algorithms.iter().enumerate() {
+            if switchboard_sip::digest::Algorithm::parse(Some(a)).is_none() {
+                return Err((format!("auth.algorithms[{i}]"), format!("{a:?} is not one of SHA-256, MD5, SHA-512-256")));
+            }
+        }
+        if self.auth.nonce_lifetime < 10 {
+            return Err(("auth.nonce_lifetime".into(), "must be at least 10 seconds".into()));
+        }
+        let l = &self.limits;
+        if l.max_message_bytes < 1024 || l.max_message_bytes > 1 << 20 {
+            return Err(("limits.max_message_bytes".into(), "must be between 1024 and 1048576".into()));
+        }
+        if l.max_headers < 10 {
+            return Err(("limits.max_headers".into(), "must be at least 10".into()));
+        }
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 {
+            return Err(("limits.max_connections".into(), "connection limits must be at least 1".into()));
+        }
+        if self.im.max_body_bytes == 0 || self.im.max_body_bytes > l.max_message_bytes {
+            return Err(("im.max_body_bytes".into(), "must be between 1 and limits.max_message_bytes".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(("log.format".into(), format!("{:?} is not text or json", self.log.format)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(check("").expect("valid"), Config::default());
+    }
+
+    #[test]
+    fn names_unknown_and_invalid_keys() {
+        let e = check("[registrar]\nmin_expire = 5\n").expect_err("typo").to_string();
+        assert!(e.contains("min_expire"), "{e}");
+        let e = check("[registrar]\nmin_expires = 100\nmax_expires = 50\n").expect_err("inverted").to_string();
+        assert!(e.contains("registrar.max_expires"), "{e}");
+        let e = check("[sip]\nudp = \"nowhere\"\n").expect_err("bad addr").to_string();
+        assert!(e.contains("sip.udp"), "{e}");
+        let e = check("domains = [\"bad domain\"]\n").expect_err("bad domain").to_string();
+        assert!(e.contains("domains[0]"), "{e}");
+        let e = check("[auth]\nalgorithms = [\"SHA-1\"]\n").expect_err("bad alg").to_string();
+        assert!(e.contains("auth.algorithms[0]"), "{e}");
+        let e = check("[registrar]\nmin_expires = \"sixty\"\n").expect_err("type").to_string();
+        assert!(e.contains("min_expires"), "{e}");
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let cfg = check(
+            r#"domains = ["example.com"]
+[sip]
+udp = "127.0.0.1:5070"
+tcp = ""
+tls = "127.0.0.1:5071"
+[tls]
+cert = "/etc/ssl/sb.pem"
+key = "/etc/ssl/sb.key"
+[registrar]
+min_expires = 30
+[im]
+max_body_bytes = 1000
+[log]
+format = "json"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(cfg.sip.tcp, "");
+        assert_eq!(cfg.registrar.min_expires, 30);
+        assert_eq!(cfg.registrar.max_expires, 7200);
+    }
+}

@@ -1,0 +1,76 @@
+//! UDP: one socket per local address, received datagrams handed to the SIP
+//! layer on the receiving task (no per-datagram spawn).
+
+use super::{Flow, Transport, Transports};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+
+/// Receive buffer requested from the kernel: bursts of NOTIFYs and load
+/// tests arrive faster than one task can drain a default-sized buffer.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// How many tasks receive on each socket concurrently.
+const RECEIVERS: usize = 2;
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    let _ = sock.set_recv_buffer_size(RECV_BUFFER);
+    let _ = sock.set_send_buffer_size(RECV_BUFFER);
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock.into())
+}
+
+/// Binds UDP on `addr` and starts receiving. An unspecified address
+/// (0.0.0.0 or ::) is expanded to one socket per interface address of that
+/// family, so that every flow knows the concrete address the client used
+/// (needed for Via and Record-Route). Returns the bound addresses.
+pub fn bind_udp(transports: &Arc<Transports>, addr: SocketAddr) -> std::io::Result<Vec<SocketAddr>> {
+    let targets: Vec<SocketAddr> = if addr.ip().is_unspecified() {
+        let ifs = if_addrs::get_if_addrs()?;
+        let mut v: Vec<SocketAddr> = ifs.iter().map(|i| i.ip()).filter(|ip| ip.is_ipv4() == addr.is_ipv4()).map(|ip| SocketAddr::new(ip, addr.port())).collect();
+        v.sort();
+        v.dedup();
+        if v.is_empty() {
+            v.push(addr);
+        }
+        v
+    } else {
+        vec![addr]
+    };
+    let mut bound = Vec::new();
+    for target in targets {
+        let sock = Arc::new(bind_one(target)?);
+        let local = sock.local_addr()?;
+        transports.add_udp(sock.clone());
+        for _ in 0..RECEIVERS {
+            tokio::spawn(receive_loop(transports.clone(), sock.clone(), local));
+        }
+        bound.push(local);
+    }
+    Ok(bound)
+}
+
+async fn receive_loop(transports: Arc<Transports>, sock: Arc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, remote)) => {
+                if let Some(inbound) = transports.inbound() {
+                    inbound.on_datagram(Flow { transport: Transport::Udp, local, remote, conn: None }, &buf[..n]);
+                }
+            }
+            Err(e) => {
+                // ICMP port unreachable surfaces as ConnectionReset on some
+                // systems: it concerns one peer, not the socket.
+                tracing::debug!(%local, error = %e, "udp receive error");
+            }
+        }
+    }
+}
