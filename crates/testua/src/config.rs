@@ -95,7 +95,8 @@ pub struct AuthOptions {
     /// `stale=true`) is still answered once.
     pub preemptive: bool,
     /// When answering a challenge, send the previous credentials header of the
-    /// agent verbatim instead of computing new ones (a replay).
+    /// agent verbatim instead of computing new ones (a replay); new ones are
+    /// computed if the agent has sent none of that kind yet.
     pub replay_previous: bool,
 }
 

@@ -664,3 +664,51 @@ async fn tcp_invite_dialog_keepalives_and_server_close() {
     ));
     assert!(ua.is_closed());
 }
+
+#[tokio::test]
+async fn udp_retransmitted_2xx_is_acked_again_and_a_forked_2xx_is_released() {
+    let peer = UdpPeer::new().await;
+    let p = peer.addr();
+    let cfg = UaConfig::new(Transport::Udp, p, "example.test", "alice", "pw");
+    let ua = Ua::connect(cfg).await.expect("connect");
+    let call = tokio::spawn({
+        let ua = ua.clone();
+        async move { ua.invite("sip:bob@example.test", "v=0\r\n").await }
+    });
+    let (invite, from) = peer.recv_request().await;
+    let ok = reply(&invite, 200).with_header(HeaderName::Contact, format!("<sip:bob@{p}>"));
+    peer.send(&ok.to_bytes(), from).await;
+    let dialog = call.await.expect("join").expect("session");
+    assert_eq!(dialog.remote_tag(), "peertag");
+    let (ack1, _) = peer.recv_request().await;
+    assert_eq!(ack1.method, Method::Ack);
+
+    // The same 200 again (our ACK "was lost"): the same ACK again.
+    peer.send(&ok.to_bytes(), from).await;
+    let (ack_again, _) = peer.recv_request().await;
+    assert_eq!(ack_again, ack1);
+
+    // A 200 from another fork: ACKed, then released with BYE.
+    let fork = Response::to_request(&invite, 200)
+        .with_to_tag("fork2")
+        .with_header(HeaderName::Contact, format!("<sip:bob2@{p}>"));
+    peer.send(&fork.to_bytes(), from).await;
+    let (ack2, _) = peer.recv_request().await;
+    assert_eq!(ack2.method, Method::Ack);
+    assert_eq!(ack2.headers.to().expect("to").tag(), Some("fork2"));
+    assert_eq!(ack2.uri.to_string(), format!("sip:bob2@{p}"));
+    let (bye, _) = peer.recv_request().await;
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.headers.to().expect("to").tag(), Some("fork2"));
+    assert_eq!(cseq(&bye), cseq(&invite) + 1);
+    peer.send(&Response::to_request(&bye, 200).to_bytes(), from)
+        .await;
+    let u = ua.recv_raw(WAIT).await.expect("fork 2xx reported");
+    assert_eq!(
+        u.response()
+            .and_then(|r| r.headers.to().ok())
+            .and_then(|t| t.tag().map(str::to_owned))
+            .as_deref(),
+        Some("fork2")
+    );
+}
