@@ -35,6 +35,8 @@
 //! responses sent by the test are not retransmitted (Timer G) and CANCEL is
 //! not generated; early dialogs are not tracked.
 
+#![deny(missing_docs)]
+
 mod auth;
 mod config;
 mod dialog;

@@ -189,8 +189,16 @@ struct Kamailio {
 }
 
 fn find_kamailio() -> PathBuf {
+    const MISSING: &str = "kamailio is not installed: this test needs the Debian package \
+                           `kamailio` (apt-get install kamailio), or KAMAILIO set to its binary";
     if let Some(p) = std::env::var_os("KAMAILIO") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{MISSING} (KAMAILIO={} is not a file)",
+            p.display()
+        );
+        return p;
     }
     let mut candidates = vec![
         PathBuf::from("/usr/sbin/kamailio"),
@@ -202,12 +210,7 @@ fn find_kamailio() -> PathBuf {
     candidates
         .into_iter()
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kamailio is not installed: this test needs the Debian package `kamailio` \
-             (apt-get install kamailio), or set KAMAILIO to its binary"
-            )
-        })
+        .unwrap_or_else(|| panic!("{MISSING}"))
 }
 
 fn find_modules() -> PathBuf {
