@@ -28,14 +28,20 @@ impl Address {
     /// Parses and normalises `user@domain`.
     pub fn parse(s: &str) -> Result<Address, AddressError> {
         let s = s.trim();
-        let s = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:")).unwrap_or(s);
+        let s = s
+            .strip_prefix("sip:")
+            .or_else(|| s.strip_prefix("sips:"))
+            .unwrap_or(s);
         let (user, domain) = s.rsplit_once('@').ok_or(AddressError::Shape)?;
         let user = user.to_ascii_lowercase();
         let domain = normalise_domain(domain)?;
         if user.is_empty() || user.len() > 128 {
             return Err(AddressError::Shape);
         }
-        if !user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'\'' | b'~' | b'!')) {
+        if !user.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'_' | b'-' | b'+' | b'\'' | b'~' | b'!')
+        }) {
             return Err(AddressError::User);
         }
         Ok(Address { user, domain })
@@ -65,7 +71,14 @@ pub fn normalise_domain(d: &str) -> Result<String, AddressError> {
         return Err(AddressError::Domain);
     }
     for label in d.split('.') {
-        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(AddressError::Domain);
         }
     }
@@ -112,7 +125,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_addresses() {
-        for bad in ["alice", "@example.com", "alice@", "al ice@example.com", "alice@exa mple.com", "alice@-bad.com", "a<b@example.com", "alice@example..com"] {
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@",
+            "al ice@example.com",
+            "alice@exa mple.com",
+            "alice@-bad.com",
+            "a<b@example.com",
+            "alice@example..com",
+        ] {
             assert!(Address::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -22,7 +22,11 @@ pub struct UserEntry {
 impl UserEntry {
     /// A user with its digest secrets (used when loading and in tests).
     pub fn new(address: Address, display_name: Option<String>, ha1: Vec<Ha1>) -> UserEntry {
-        UserEntry { address, display_name, ha1 }
+        UserEntry {
+            address,
+            display_name,
+            ha1,
+        }
     }
 }
 
@@ -37,10 +41,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot from parts.
-    pub fn new(domains: impl IntoIterator<Item = String>, users: impl IntoIterator<Item = UserEntry>, seq: i64) -> Snapshot {
+    pub fn new(
+        domains: impl IntoIterator<Item = String>,
+        users: impl IntoIterator<Item = UserEntry>,
+        seq: i64,
+    ) -> Snapshot {
         Snapshot {
             domains: domains.into_iter().collect(),
-            users: users.into_iter().map(|u| (u.address.clone(), Arc::new(u))).collect(),
+            users: users
+                .into_iter()
+                .map(|u| (u.address.clone(), Arc::new(u)))
+                .collect(),
             seq,
         }
     }
@@ -80,13 +91,22 @@ impl Directory {
         let seq = store.change_seq().await?;
         let domains = store.list_domains().await?.into_iter().map(|d| d.name);
         let users = store.list_users().await?;
-        let mut creds: HashMap<String, Vec<Ha1>> = store.all_credentials().await?.into_iter().map(|(a, c)| (a, c.ha1)).collect();
+        let mut creds: HashMap<String, Vec<Ha1>> = store
+            .all_credentials()
+            .await?
+            .into_iter()
+            .map(|(a, c)| (a, c.ha1))
+            .collect();
         let entries: Vec<UserEntry> = users
             .into_iter()
             .filter_map(|u| {
                 let address = Address::parse(&u.address).ok()?;
                 let ha1 = creds.remove(&u.address).unwrap_or_default();
-                Some(UserEntry { address, display_name: u.display_name, ha1 })
+                Some(UserEntry {
+                    address,
+                    display_name: u.display_name,
+                    ha1,
+                })
             })
             .collect();
         self.install(Snapshot::new(domains, entries, seq));
@@ -125,14 +145,26 @@ impl Directory {
     /// (`MD5`, `SHA-256`…). The username may be the user part (resolved in the
     /// realm's domain) or a full address.
     pub fn ha1(&self, username: &str, realm: &str, algorithm: &str) -> Option<String> {
-        let address = if username.contains('@') { Address::parse(username).ok()? } else { Address::from_parts(username, realm).ok()? };
+        let address = if username.contains('@') {
+            Address::parse(username).ok()?
+        } else {
+            Address::from_parts(username, realm).ok()?
+        };
         let user = self.user(&address)?;
         user.ha1
             .iter()
-            .find(|h| h.realm.eq_ignore_ascii_case(realm) && h.algorithm.eq_ignore_ascii_case(algorithm) && h.username == username)
+            .find(|h| {
+                h.realm.eq_ignore_ascii_case(realm)
+                    && h.algorithm.eq_ignore_ascii_case(algorithm)
+                    && h.username == username
+            })
             .or_else(|| {
                 // Clients differ in case; the HA1 was computed for the stored spelling.
-                user.ha1.iter().find(|h| h.realm.eq_ignore_ascii_case(realm) && h.algorithm.eq_ignore_ascii_case(algorithm) && h.username.eq_ignore_ascii_case(username))
+                user.ha1.iter().find(|h| {
+                    h.realm.eq_ignore_ascii_case(realm)
+                        && h.algorithm.eq_ignore_ascii_case(algorithm)
+                        && h.username.eq_ignore_ascii_case(username)
+                })
             })
             .map(|h| h.hex.clone())
     }
@@ -148,7 +180,12 @@ mod tests {
     use super::*;
 
     fn h(realm: &str, alg: &str, username: &str, hex: &str) -> Ha1 {
-        Ha1 { realm: realm.into(), algorithm: alg.into(), username: username.into(), hex: hex.into() }
+        Ha1 {
+            realm: realm.into(),
+            algorithm: alg.into(),
+            username: username.into(),
+            hex: hex.into(),
+        }
     }
 
     #[test]
@@ -157,16 +194,39 @@ mod tests {
         let alice = Address::parse("alice@example.com").expect("valid");
         dir.install(Snapshot::new(
             ["example.com".to_owned()],
-            [UserEntry::new(alice.clone(), Some("Alice".into()), vec![h("example.com", "MD5", "alice", "aa"), h("example.com", "MD5", "alice@example.com", "bb"), h("example.com", "SHA-256", "alice", "cc")])],
+            [UserEntry::new(
+                alice.clone(),
+                Some("Alice".into()),
+                vec![
+                    h("example.com", "MD5", "alice", "aa"),
+                    h("example.com", "MD5", "alice@example.com", "bb"),
+                    h("example.com", "SHA-256", "alice", "cc"),
+                ],
+            )],
             1,
         ));
         assert!(dir.is_served("example.com"));
         assert!(!dir.is_served("other.com"));
-        assert_eq!(dir.ha1("alice", "example.com", "MD5").as_deref(), Some("aa"));
-        assert_eq!(dir.ha1("alice@example.com", "example.com", "MD5").as_deref(), Some("bb"));
-        assert_eq!(dir.ha1("Alice", "example.com", "sha-256").as_deref(), Some("cc"));
+        assert_eq!(
+            dir.ha1("alice", "example.com", "MD5").as_deref(),
+            Some("aa")
+        );
+        assert_eq!(
+            dir.ha1("alice@example.com", "example.com", "MD5")
+                .as_deref(),
+            Some("bb")
+        );
+        assert_eq!(
+            dir.ha1("Alice", "example.com", "sha-256").as_deref(),
+            Some("cc")
+        );
         assert_eq!(dir.ha1("alice", "other.com", "MD5"), None);
         assert_eq!(dir.ha1("bob", "example.com", "MD5"), None);
-        assert_eq!(dir.user(&alice).and_then(|u| u.display_name.clone()).as_deref(), Some("Alice"));
+        assert_eq!(
+            dir.user(&alice)
+                .and_then(|u| u.display_name.clone())
+                .as_deref(),
+            Some("Alice")
+        );
     }
 }

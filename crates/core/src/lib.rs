@@ -8,13 +8,20 @@
 
 pub mod address;
 pub mod directory;
+pub mod im;
 pub mod policy;
+pub mod privacy;
 
 pub use address::{Address, AddressError};
 pub use directory::{Directory, UserEntry};
+pub use im::{InstantMessage, OfflineIm, OfflineLimits, OfflineOutcome};
 pub use policy::{ImPolicy, Policies, PolicyKind};
+pub use privacy::{ContactGate, NoBlocking};
 
 /// Milliseconds since the Unix epoch, the time unit of every stored record.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -11,7 +11,9 @@ use std::sync::{Arc, RwLock};
 use switchboard_store::{PolicyScope, Store, StoreResult};
 
 /// A kind of policy.
-pub trait PolicyKind: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+pub trait PolicyKind:
+    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+{
     /// The name under which documents of this kind are stored.
     const KIND: &'static str;
 }
@@ -106,7 +108,9 @@ impl Policies {
     /// by a newer version) falls back to the defaults and is logged.
     pub fn effective<K: PolicyKind>(&self, user: &Address) -> K {
         let docs = self.docs();
-        let Some(kd) = docs.get(K::KIND) else { return K::default() };
+        let Some(kd) = docs.get(K::KIND) else {
+            return K::default();
+        };
         let mut v = serde_json::to_value(K::default()).unwrap_or(serde_json::Value::Null);
         if let Some(g) = &kd.global {
             v = overlay(&v, g);
@@ -139,7 +143,10 @@ mod tests {
     fn overlay_is_field_by_field() {
         let base = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
         let over = serde_json::json!({"b": {"d": 4}, "e": 5});
-        assert_eq!(overlay(&base, &over), serde_json::json!({"a": 1, "b": {"c": 2, "d": 4}, "e": 5}));
+        assert_eq!(
+            overlay(&base, &over),
+            serde_json::json!({"a": 1, "b": {"c": 2, "d": 4}, "e": 5})
+        );
     }
 
     #[test]

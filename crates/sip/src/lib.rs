@@ -37,5 +37,5 @@ pub use uri::{Host, SipUri, TelUri, Uri};
 /// Public re-exports of the lexical helpers other crates need to write
 /// headers correctly.
 pub mod text {
-    pub use crate::lex::{escape, is_token, quote, unescape, unquote};
+    pub use crate::lex::{escape, is_token, quote, split_top_level, unescape, unquote};
 }

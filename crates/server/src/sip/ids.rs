@@ -10,7 +10,10 @@ fn random_u64() -> u64 {
     if getrandom::fill(&mut b).is_err() {
         // Without system randomness fall back to time and a counter: still
         // unique, if predictable; the server logs nothing secret with it.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         return t ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32);
     }
     u64::from_ne_bytes(b)
@@ -23,7 +26,11 @@ pub fn token() -> String {
 
 /// A fresh RFC 3261 branch (`z9hG4bK` magic cookie + random + counter).
 pub fn branch() -> String {
-    format!("z9hG4bK{:x}.{:x}", random_u64(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "z9hG4bK{:x}.{:x}",
+        random_u64(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A fresh From/To tag.
@@ -33,7 +40,11 @@ pub fn tag() -> String {
 
 /// A fresh Call-ID for requests the server originates.
 pub fn call_id(host: &str) -> String {
-    format!("{}{:x}@{host}", token(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{:x}@{host}",
+        token(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A 128-bit random value as 32 hex digits (conference URIs, session tokens).

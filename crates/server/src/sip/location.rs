@@ -82,7 +82,12 @@ impl Binding {
             expires_ms: r.expires_ms,
             call_id: r.call_id,
             cseq: r.cseq,
-            flow: Flow { transport, local, remote, conn: None },
+            flow: Flow {
+                transport,
+                local,
+                remote,
+                conn: None,
+            },
             path: r.path,
             user_agent: r.user_agent,
             features: r.features,
@@ -106,8 +111,16 @@ pub enum Removal {
 /// presence from registration state).
 #[derive(Debug, Clone)]
 pub enum LocationEvent {
-    Registered { aor: Address, contact: String, refreshed: bool },
-    Removed { aor: Address, contact: String, reason: Removal },
+    Registered {
+        aor: Address,
+        contact: String,
+        refreshed: bool,
+    },
+    Removed {
+        aor: Address,
+        contact: String,
+        reason: Removal,
+    },
 }
 
 /// The table of bindings.
@@ -118,7 +131,12 @@ pub struct Location {
 }
 
 fn contact_index_key(u: &SipUri) -> String {
-    format!("{}@{}:{}", u.user.as_deref().unwrap_or("").to_ascii_lowercase(), u.host.to_string().to_ascii_lowercase(), u.port.unwrap_or(0))
+    format!(
+        "{}@{}:{}",
+        u.user.as_deref().unwrap_or("").to_ascii_lowercase(),
+        u.host.to_string().to_ascii_lowercase(),
+        u.port.unwrap_or(0)
+    )
 }
 
 impl Location {
@@ -127,7 +145,11 @@ impl Location {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
         tokio::spawn(write_behind(store, rx));
-        Arc::new(Location { map: RwLock::new(HashMap::new()), persist: tx, events })
+        Arc::new(Location {
+            map: RwLock::new(HashMap::new()),
+            persist: tx,
+            events,
+        })
     }
 
     /// Loads persisted bindings at start-up. Outbound flows over streams died
@@ -162,13 +184,21 @@ impl Location {
     /// The current bindings of `aor` (not expired at `now_ms`).
     pub fn bindings(&self, aor: &Address, now_ms: i64) -> Vec<Arc<Binding>> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.get(aor).map(|v| v.iter().filter(|b| b.expires_ms > now_ms).cloned().collect()).unwrap_or_default()
+        map.get(aor)
+            .map(|v| {
+                v.iter()
+                    .filter(|b| b.expires_ms > now_ms)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// True if `aor` has at least one live binding.
     pub fn is_registered(&self, aor: &Address, now_ms: i64) -> bool {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.get(aor).is_some_and(|v| v.iter().any(|b| b.expires_ms > now_ms))
+        map.get(aor)
+            .is_some_and(|v| v.iter().any(|b| b.expires_ms > now_ms))
     }
 
     /// The binding whose Contact is `uri` (the remote target of an in-dialog
@@ -176,28 +206,55 @@ impl Location {
     pub fn find_by_contact(&self, uri: &SipUri, now_ms: i64) -> Option<Arc<Binding>> {
         let key = contact_index_key(uri);
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.values().flat_map(|v| v.iter()).find(|b| b.expires_ms > now_ms && b.uri.as_sip().is_some_and(|u| contact_index_key(u) == key)).cloned()
+        map.values()
+            .flat_map(|v| v.iter())
+            .find(|b| {
+                b.expires_ms > now_ms && b.uri.as_sip().is_some_and(|u| contact_index_key(u) == key)
+            })
+            .cloned()
     }
 
     /// Replaces the bindings of `aor` by what `update` computes from the
     /// current ones, atomically with respect to other updates. Returns the
     /// closure's value; on `Err` nothing changes.
-    pub fn update<T, E>(&self, aor: &Address, update: impl FnOnce(&[Arc<Binding>]) -> Result<(Vec<Arc<Binding>>, T), E>) -> Result<T, E> {
+    pub fn update<T, E>(
+        &self,
+        aor: &Address,
+        update: impl FnOnce(&[Arc<Binding>]) -> Result<(Vec<Arc<Binding>>, T), E>,
+    ) -> Result<T, E> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let old = map.get(aor).cloned().unwrap_or_default();
         let (new, value) = update(&old)?;
         for o in &old {
             if !new.iter().any(|n| n.contact_key() == o.contact_key()) {
-                let _ = self.persist.send(BindingChange::Remove { aor: aor.to_string(), contact: o.contact_key() });
-                let reason = if new.iter().any(|n| n.instance.is_some() && n.instance == o.instance) { Removal::Replaced } else { Removal::Unregistered };
-                let _ = self.events.send(LocationEvent::Removed { aor: aor.clone(), contact: o.contact_key(), reason });
+                let _ = self.persist.send(BindingChange::Remove {
+                    aor: aor.to_string(),
+                    contact: o.contact_key(),
+                });
+                let reason = if new
+                    .iter()
+                    .any(|n| n.instance.is_some() && n.instance == o.instance)
+                {
+                    Removal::Replaced
+                } else {
+                    Removal::Unregistered
+                };
+                let _ = self.events.send(LocationEvent::Removed {
+                    aor: aor.clone(),
+                    contact: o.contact_key(),
+                    reason,
+                });
             }
         }
         for n in &new {
             let existed = old.iter().find(|o| o.contact_key() == n.contact_key());
             if existed.is_none_or(|o| **o != **n) {
                 let _ = self.persist.send(BindingChange::Upsert(n.to_record()));
-                let _ = self.events.send(LocationEvent::Registered { aor: aor.clone(), contact: n.contact_key(), refreshed: existed.is_some() });
+                let _ = self.events.send(LocationEvent::Registered {
+                    aor: aor.clone(),
+                    contact: n.contact_key(),
+                    refreshed: existed.is_some(),
+                });
             }
         }
         if new.is_empty() {
@@ -211,7 +268,10 @@ impl Location {
     /// Removes every binding that was registered over connection `conn` as an
     /// outbound flow (the device will re-register over a new flow).
     pub fn flow_failed(&self, conn: ConnId) {
-        self.remove_where(|b| b.is_outbound() && b.flow.conn == Some(conn), Removal::FlowFailed);
+        self.remove_where(
+            |b| b.is_outbound() && b.flow.conn == Some(conn),
+            Removal::FlowFailed,
+        );
     }
 
     /// Removes bindings expired at `now_ms`.
@@ -225,8 +285,15 @@ impl Location {
         for (aor, list) in map.iter_mut() {
             list.retain(|b| {
                 if pred(b) {
-                    let _ = self.persist.send(BindingChange::Remove { aor: aor.to_string(), contact: b.contact_key() });
-                    let _ = self.events.send(LocationEvent::Removed { aor: aor.clone(), contact: b.contact_key(), reason });
+                    let _ = self.persist.send(BindingChange::Remove {
+                        aor: aor.to_string(),
+                        contact: b.contact_key(),
+                    });
+                    let _ = self.events.send(LocationEvent::Removed {
+                        aor: aor.clone(),
+                        contact: b.contact_key(),
+                        reason,
+                    });
                     false
                 } else {
                     true
@@ -249,7 +316,12 @@ impl Location {
 
     /// Number of bindings (for metrics).
     pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).values().map(Vec::len).sum()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     /// True if nothing is registered.

@@ -6,19 +6,25 @@
 pub mod auth;
 pub mod ids;
 pub mod location;
+mod offline;
+pub mod proxy;
 pub mod registrar;
+mod routing;
 
-use crate::transport::{Flow, Inbound, Transport, Transports, lock};
+use crate::transport::{Flow, Inbound, Transports, lock};
 use auth::{AuthOutcome, Authenticator};
 use location::Location;
 use registrar::RegistrarSettings;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use switchboard_core::{Address, Directory, Policies};
+use switchboard_core::{Address, ContactGate, Directory, OfflineIm, Policies};
 use switchboard_sip::parse::{StartLine, parse_head};
 use switchboard_sip::transaction::{Event, Timers, TransactionLayer};
-use switchboard_sip::{HeaderName, Limits, Message, Method, ParseError, Request, Response, TransactionKey, Uri, framing, parse_datagram};
+use switchboard_sip::{
+    HeaderName, Limits, Message, Method, ParseError, Request, Response, TransactionKey, Uri,
+    framing, parse_datagram,
+};
 use switchboard_store::Store;
 use tokio::sync::{Notify, oneshot};
 
@@ -58,6 +64,20 @@ pub struct SipServer {
     auth: Authenticator,
     pub settings: SipSettings,
     uac: Mutex<HashMap<TransactionKey, oneshot::Sender<UacOutcome>>>,
+    proxy: Mutex<proxy::ProxyState>,
+    pub offline: OfflineIm,
+    delivering: Mutex<HashSet<Address>>,
+    gate: Arc<dyn ContactGate>,
+}
+
+/// The services the SIP front door is built on.
+pub struct Services {
+    pub directory: Arc<Directory>,
+    pub policies: Arc<Policies>,
+    pub store: Arc<dyn Store>,
+    pub location: Arc<Location>,
+    pub offline: OfflineIm,
+    pub gate: Arc<dyn ContactGate>,
 }
 
 /// The option tags this server supports (Supported, and accepted in Require).
@@ -70,10 +90,7 @@ impl SipServer {
     /// Assembles the front door. `auth_algorithms` in preference order.
     pub fn new(
         transports: Arc<Transports>,
-        directory: Arc<Directory>,
-        policies: Arc<Policies>,
-        store: Arc<dyn Store>,
-        location: Arc<Location>,
+        services: Services,
         settings: SipSettings,
         nonce_lifetime: u64,
         auth_algorithms: Vec<switchboard_sip::digest::Algorithm>,
@@ -84,15 +101,21 @@ impl SipServer {
             layer: Mutex::new(TransactionLayer::new(Timers::default())),
             timer_wake: Notify::new(),
             timer_at: Mutex::new(None),
-            directory,
-            policies,
-            store,
-            location,
+            directory: services.directory,
+            policies: services.policies,
+            store: services.store,
+            location: services.location,
             auth: Authenticator::new(nonce_lifetime, auth_algorithms),
             settings,
             uac: Mutex::new(HashMap::new()),
+            proxy: Mutex::new(proxy::ProxyState::default()),
+            offline: services.offline,
+            delivering: Mutex::new(HashSet::new()),
+            gate: services.gate,
         });
-        server.transports.set_inbound(Arc::new(InboundAdapter(server.me.clone())));
+        server
+            .transports
+            .set_inbound(Arc::new(InboundAdapter(server.me.clone())));
         server
     }
 
@@ -103,6 +126,7 @@ impl SipServer {
     /// Starts the background tasks: transaction timers, binding expiry, nonce
     /// clean-up.
     pub fn start(self: &Arc<Self>) {
+        self.start_offline();
         let me = self.clone();
         tokio::spawn(async move { me.timer_loop().await });
         let me = self.clone();
@@ -207,18 +231,48 @@ impl SipServer {
     /// survived to answer it (its head); otherwise drops it.
     fn reject_unparsable(&self, flow: &Flow, data: &[u8], e: &ParseError) {
         tracing::debug!(%flow, error = %e, "unparsable message");
-        let relaxed = Limits { max_message_bytes: data.len().max(self.settings.limits.max_message_bytes), ..self.settings.limits };
-        let Ok((head, _)) = parse_head(data, &relaxed) else { return };
-        let StartLine::Request { method, uri } = head.start else { return };
+        let relaxed = Limits {
+            max_message_bytes: data.len().max(self.settings.limits.max_message_bytes),
+            ..self.settings.limits
+        };
+        // For a version we do not speak, read the rest of the head as if it
+        // were 2.0 so that the 505 can be addressed.
+        let patched;
+        let data = match e {
+            ParseError::Version => {
+                let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+                let first = String::from_utf8_lossy(&data[..line_end]);
+                let Some((start, _)) = first.trim_end().rsplit_once(' ') else {
+                    return;
+                };
+                patched = [format!("{start} SIP/2.0\r").as_bytes(), &data[line_end..]].concat();
+                &patched[..]
+            }
+            _ => data,
+        };
+        let Ok((head, _)) = parse_head(data, &relaxed) else {
+            return;
+        };
+        let StartLine::Request { method, uri } = head.start else {
+            return;
+        };
         if method == Method::Ack {
             return;
         }
-        let req = Request { method, uri, headers: head.headers, body: Vec::new() };
+        let req = Request {
+            method,
+            uri,
+            headers: head.headers,
+            body: Vec::new(),
+        };
         if req.headers.top_via().is_err() {
             return;
         }
         let d = switchboard_sip::defect_for(e);
-        self.respond_stateless(flow, Response::to_request(&req, d.status).with_reason(d.reason));
+        self.respond_stateless(
+            flow,
+            Response::to_request(&req, d.status).with_reason(d.reason),
+        );
     }
 
     fn handle_message(&self, flow: Flow, msg: Message) {
@@ -228,14 +282,20 @@ impl SipServer {
                 if let Err(d) = switchboard_sip::check_request(&req) {
                     tracing::debug!(%flow, status = d.status, reason = %d.reason, "rejected request");
                     if req.method != Method::Ack && req.headers.top_via().is_ok() {
-                        self.respond_stateless(&flow, Response::to_request(&req, d.status).with_reason(d.reason));
+                        self.respond_stateless(
+                            &flow,
+                            Response::to_request(&req, d.status).with_reason(d.reason),
+                        );
                     }
                     return;
                 }
                 let stateless = req.clone();
                 if let Err(e) = self.with_layer(|l| l.handle_request(now, req, flow.clone())) {
                     // Only requests without a branch get here: answer statelessly.
-                    self.respond_stateless(&flow, Response::to_request(&stateless, 400).with_reason(format!("Bad Via: {e}")));
+                    self.respond_stateless(
+                        &flow,
+                        Response::to_request(&stateless, 400).with_reason(format!("Bad Via: {e}")),
+                    );
                 }
             }
             Message::Response(resp) => {
@@ -249,6 +309,9 @@ impl SipServer {
     }
 
     fn dispatch(&self, event: Event<Flow>) {
+        if self.proxy_event(&event) {
+            return;
+        }
         match event {
             Event::Request { key, request, flow } => self.on_request(key, request, flow),
             Event::Ack { request, flow } => self.on_ack(request, flow),
@@ -278,11 +341,17 @@ impl SipServer {
         }
     }
 
-    fn on_ack(&self, _request: Request, _flow: Flow) {}
+    fn on_ack(&self, request: Request, flow: Flow) {
+        self.forward_ack(request, &flow);
+    }
 
     /// Unsupported option tags in Require (answered with 420).
     fn unsupported_required(req: &Request) -> Vec<String> {
-        req.headers.tokens(&HeaderName::Require).into_iter().filter(|t| !SUPPORTED_TAGS.contains(&t.as_str())).collect()
+        req.headers
+            .tokens(&HeaderName::Require)
+            .into_iter()
+            .filter(|t| !SUPPORTED_TAGS.contains(&t.as_str()))
+            .collect()
     }
 
     /// True if the Request-URI addresses this server itself (no user part; a
@@ -290,7 +359,10 @@ impl SipServer {
     fn is_for_server(&self, uri: &Uri) -> bool {
         match uri.as_sip() {
             Some(u) if u.user.is_none() => match &u.host {
-                switchboard_sip::Host::Name(n) => self.directory.is_served(&n.to_ascii_lowercase()) || n.eq_ignore_ascii_case("localhost"),
+                switchboard_sip::Host::Name(n) => {
+                    self.directory.is_served(&n.to_ascii_lowercase())
+                        || n.eq_ignore_ascii_case("localhost")
+                }
                 _ => true,
             },
             _ => false,
@@ -301,53 +373,102 @@ impl SipServer {
         match req.method {
             Method::Register => self.on_register(&key, &req, &flow),
             Method::Options if self.is_for_server(&req.uri) => self.on_options(&key, &req),
-            Method::Cancel => {
-                // No INVITE to cancel yet: the transaction is gone or unknown.
-                self.respond(&key, Response::to_request(&req, 481).with_to_tag(&ids::tag()));
-            }
-            _ => self.respond(&key, Response::to_request(&req, 501).with_to_tag(&ids::tag()).with_header(HeaderName::Allow, "REGISTER, OPTIONS")),
+            Method::Cancel => self.on_cancel(&key, &req),
+            _ => self.route_request(key, req, flow),
         }
     }
 
     fn on_options(&self, key: &TransactionKey, req: &Request) {
         let unsupported = Self::unsupported_required(req);
         if !unsupported.is_empty() {
-            self.respond(key, Response::to_request(req, 420).with_to_tag(&ids::tag()).with_header(HeaderName::Unsupported, unsupported.join(", ")));
+            self.respond(
+                key,
+                Response::to_request(req, 420)
+                    .with_to_tag(&ids::tag())
+                    .with_header(HeaderName::Unsupported, unsupported.join(", ")),
+            );
             return;
         }
         let resp = Response::to_request(req, 200)
             .with_to_tag(&ids::tag())
             .with_header(HeaderName::Allow, ALLOWED)
             .with_header(HeaderName::Supported, SUPPORTED_TAGS.join(", "))
-            .with_header(HeaderName::Accept, "application/sdp, text/plain, message/cpim")
-            .with_header(HeaderName::Server, concat!("Switchboard/", env!("CARGO_PKG_VERSION")));
+            .with_header(
+                HeaderName::Accept,
+                "application/sdp, text/plain, message/cpim",
+            )
+            .with_header(
+                HeaderName::Server,
+                concat!("Switchboard/", env!("CARGO_PKG_VERSION")),
+            );
         self.respond(key, resp);
     }
 
     fn on_register(&self, key: &TransactionKey, req: &Request, flow: &Flow) {
         let to = match req.headers.to() {
             Ok(t) => t,
-            Err(e) => return self.respond(key, Response::to_request(req, 400).with_reason(format!("{e}"))),
+            Err(e) => {
+                return self.respond(
+                    key,
+                    Response::to_request(req, 400).with_reason(format!("{e}")),
+                );
+            }
         };
-        let aor = match to.uri.as_sip().and_then(|u| u.aor()).and_then(|a| Address::parse(&a).ok()) {
+        let aor = match to
+            .uri
+            .as_sip()
+            .and_then(|u| u.aor())
+            .and_then(|a| Address::parse(&a).ok())
+        {
             Some(a) => a,
-            None => return self.respond(key, Response::to_request(req, 400).with_reason("Bad To: not a user address")),
+            None => {
+                return self.respond(
+                    key,
+                    Response::to_request(req, 400).with_reason("Bad To: not a user address"),
+                );
+            }
         };
         if !self.directory.is_served(aor.domain()) {
-            return self.respond(key, Response::to_request(req, 403).with_to_tag(&ids::tag()).with_reason("Domain not served here"));
+            return self.respond(
+                key,
+                Response::to_request(req, 403)
+                    .with_to_tag(&ids::tag())
+                    .with_reason("Domain not served here"),
+            );
         }
         let unsupported = Self::unsupported_required(req);
         if !unsupported.is_empty() {
-            return self.respond(key, Response::to_request(req, 420).with_to_tag(&ids::tag()).with_header(HeaderName::Unsupported, unsupported.join(", ")));
+            return self.respond(
+                key,
+                Response::to_request(req, 420)
+                    .with_to_tag(&ids::tag())
+                    .with_header(HeaderName::Unsupported, unsupported.join(", ")),
+            );
         }
-        let user = match self.auth.authenticate(req, aor.domain(), false, &self.directory) {
+        let user = match self
+            .auth
+            .authenticate(req, aor.domain(), false, &self.directory)
+        {
             AuthOutcome::Authenticated(u) => u,
             AuthOutcome::Challenge(c) => return self.respond(key, *c),
         };
         if user != aor {
-            return self.respond(key, Response::to_request(req, 403).with_to_tag(&ids::tag()).with_reason("Not allowed to register this address"));
+            return self.respond(
+                key,
+                Response::to_request(req, 403)
+                    .with_to_tag(&ids::tag())
+                    .with_reason("Not allowed to register this address"),
+            );
         }
-        let resp = registrar::register(req, flow, &aor, &self.location, &self.transports, &self.settings.registrar, switchboard_core::now_ms());
+        let resp = registrar::register(
+            req,
+            flow,
+            &aor,
+            &self.location,
+            &self.transports,
+            &self.settings.registrar,
+            switchboard_core::now_ms(),
+        );
         self.respond(key, resp);
     }
 
@@ -375,23 +496,14 @@ impl Inbound for InboundAdapter {
     }
 
     fn on_framing_error(&self, flow: Flow, error: ParseError) {
-        if let Some(s) = self.0.upgrade() {
-            tracing::debug!(%flow, %error, "framing error");
-            let _ = s.arc();
-        }
+        // Nothing can be answered on a stream whose framing is lost; the
+        // transport closes it.
+        tracing::debug!(%flow, %error, "framing error");
     }
 
     fn on_closed(&self, flow: Flow) {
         if let Some(s) = self.0.upgrade() {
             s.on_connection_closed(&flow);
         }
-    }
-}
-
-/// The transport of a flow as written in Via.
-pub fn via_transport(flow: &Flow) -> &'static str {
-    match flow.transport {
-        Transport::Udp => "UDP",
-        t => t.via_name(),
     }
 }

@@ -33,9 +33,17 @@ struct Wanted {
     features: Vec<String>,
 }
 
-fn parse_contact(req: &Request, c: &NameAddr, header_expires: Option<u32>, s: &RegistrarSettings) -> Result<Wanted, Response> {
+fn parse_contact(
+    req: &Request,
+    c: &NameAddr,
+    header_expires: Option<u32>,
+    s: &RegistrarSettings,
+) -> Result<Wanted, Response> {
     if c.uri.as_sip().is_none() {
-        return Err(bad(req, "Bad Contact: only sip and sips contacts can be registered"));
+        return Err(bad(
+            req,
+            "Bad Contact: only sip and sips contacts can be registered",
+        ));
     }
     let expires = match c.params.value("expires") {
         Some(v) => match v.parse::<u64>() {
@@ -51,7 +59,10 @@ fn parse_contact(req: &Request, c: &NameAddr, header_expires: Option<u32>, s: &R
         },
         None => None,
     };
-    let instance = c.params.get_unquoted("+sip.instance").map(|i| i.trim_start_matches('<').trim_end_matches('>').to_owned());
+    let instance = c
+        .params
+        .get_unquoted("+sip.instance")
+        .map(|i| i.trim_start_matches('<').trim_end_matches('>').to_owned());
     let reg_id = match c.params.value("reg-id") {
         Some(v) => match v.parse::<u32>() {
             Ok(n) if n > 0 => Some(n),
@@ -66,17 +77,36 @@ fn parse_contact(req: &Request, c: &NameAddr, header_expires: Option<u32>, s: &R
     let features = c
         .params
         .iter()
-        .filter(|p| !["expires", "q", "+sip.instance", "reg-id"].iter().any(|n| p.name.eq_ignore_ascii_case(n)))
+        .filter(|p| {
+            !["expires", "q", "+sip.instance", "reg-id"]
+                .iter()
+                .any(|n| p.name.eq_ignore_ascii_case(n))
+        })
         .map(|p| match &p.value {
             Some(v) => format!("{}={v}", p.name),
             None => p.name.clone(),
         })
         .collect();
-    Ok(Wanted { uri: c.uri.clone(), expires, q_milli, instance, reg_id, features })
+    Ok(Wanted {
+        uri: c.uri.clone(),
+        expires,
+        q_milli,
+        instance,
+        reg_id,
+        features,
+    })
 }
 
 /// Processes an authenticated REGISTER for `aor` that arrived over `flow`.
-pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, transports: &Transports, s: &RegistrarSettings, now_ms: i64) -> Response {
+pub fn register(
+    req: &Request,
+    flow: &Flow,
+    aor: &Address,
+    location: &Location,
+    transports: &Transports,
+    s: &RegistrarSettings,
+    now_ms: i64,
+) -> Response {
     let contacts = match req.headers.contacts() {
         Ok(c) => c,
         Err(e) => return bad(req, &format!("Bad Contact: {e}")),
@@ -86,7 +116,11 @@ pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, 
         (Ok(c), Ok(s)) => (c.to_owned(), s.seq),
         _ => return bad(req, "Missing Call-ID or CSeq"),
     };
-    let path: Vec<String> = req.headers.values(&HeaderName::Path).map(str::to_owned).collect();
+    let path: Vec<String> = req
+        .headers
+        .values(&HeaderName::Path)
+        .map(str::to_owned)
+        .collect();
     let gruu = req.headers.supports("gruu");
     let result = match contacts {
         Contacts::Star => {
@@ -109,15 +143,25 @@ pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, 
                     Err(r) => return r,
                 }
             }
-            if wanted.iter().any(|w| w.expires != 0 && w.expires < s.min_expires) {
-                return Response::to_request(req, 423).with_header(HeaderName::MinExpires, s.min_expires.to_string());
+            if wanted
+                .iter()
+                .any(|w| w.expires != 0 && w.expires < s.min_expires)
+            {
+                return Response::to_request(req, 423)
+                    .with_header(HeaderName::MinExpires, s.min_expires.to_string());
             }
-            let outbound = req.headers.supports("outbound") && wanted.iter().any(|w| w.reg_id.is_some());
+            let outbound =
+                req.headers.supports("outbound") && wanted.iter().any(|w| w.reg_id.is_some());
             location.update(aor, |old| {
                 let mut new: Vec<Arc<Binding>> = old.to_vec();
                 for w in &wanted {
                     let key = w.uri.to_string();
-                    let same = |b: &Binding| b.contact_key() == key || (w.instance.is_some() && b.instance == w.instance && b.reg_id == w.reg_id);
+                    let same = |b: &Binding| {
+                        b.contact_key() == key
+                            || (w.instance.is_some()
+                                && b.instance == w.instance
+                                && b.reg_id == w.reg_id)
+                    };
                     if let Some(existing) = new.iter().find(|b| same(b))
                         && existing.call_id == call_id
                         && existing.cseq >= cseq
@@ -148,7 +192,10 @@ pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, 
                 }
                 new.retain(|b| b.expires_ms > now_ms);
                 if new.len() > s.max_devices {
-                    return Err(Response::to_request(req, 403).with_reason(format!("Too many registered devices (limit {})", s.max_devices)));
+                    return Err(Response::to_request(req, 403).with_reason(format!(
+                        "Too many registered devices (limit {})",
+                        s.max_devices
+                    )));
                 }
                 Ok((new, outbound))
             })
@@ -161,7 +208,11 @@ pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, 
     let bindings = location.bindings(aor, now_ms);
     if let Some(conn) = flow.conn {
         // A registration over a connection keeps it open for its lifetime.
-        let mine = bindings.iter().filter(|b| b.flow.conn == Some(conn)).map(|b| b.expires_ms).max();
+        let mine = bindings
+            .iter()
+            .filter(|b| b.flow.conn == Some(conn))
+            .map(|b| b.expires_ms)
+            .max();
         if let Some(until_ms) = mine {
             let secs = ((until_ms - now_ms).max(0) / 1000) as u64;
             transports.keep_until(conn, Instant::now() + Duration::from_secs(secs + 30));
@@ -190,15 +241,19 @@ pub fn register(req: &Request, flow: &Flow, aor: &Address, location: &Location, 
     if outbound {
         resp.headers.push(HeaderName::Require, "outbound");
     }
-    resp.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
+    resp.headers
+        .push(HeaderName::Supported, SUPPORTED.join(", "));
     resp.headers.push(HeaderName::Date, httpdate(now_ms));
     resp
 }
 
 /// An RFC 1123 date for the Date header.
 pub fn httpdate(now_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    let t = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
     t.format(&fmt).unwrap_or_default()
 }
 

@@ -170,6 +170,9 @@ struct ConnTable {
 /// Every socket and connection of the server.
 pub struct Transports {
     udp: Mutex<Vec<Arc<UdpSocket>>>,
+    /// Every (transport, address) we listen on, unspecified addresses expanded
+    /// to interface addresses: how the server recognises its own URIs.
+    listeners: Mutex<Vec<(Transport, SocketAddr)>>,
     conns: Mutex<ConnTable>,
     next_conn: AtomicU64,
     limits: TransportLimits,
@@ -179,7 +182,14 @@ pub struct Transports {
 impl Transports {
     /// Transports with no sockets yet.
     pub fn new(limits: TransportLimits) -> Arc<Transports> {
-        Arc::new(Transports { udp: Mutex::new(Vec::new()), conns: Mutex::new(ConnTable::default()), next_conn: AtomicU64::new(1), limits, inbound: Mutex::new(None) })
+        Arc::new(Transports {
+            udp: Mutex::new(Vec::new()),
+            listeners: Mutex::new(Vec::new()),
+            conns: Mutex::new(ConnTable::default()),
+            next_conn: AtomicU64::new(1),
+            limits,
+            inbound: Mutex::new(None),
+        })
     }
 
     /// Sets where received messages go (the SIP layer); must be called before
@@ -199,11 +209,49 @@ impl Transports {
 
     /// The local addresses of the UDP sockets.
     pub fn udp_addresses(&self) -> Vec<SocketAddr> {
-        lock(&self.udp).iter().filter_map(|s| s.local_addr().ok()).collect()
+        lock(&self.udp)
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 
     fn add_udp(&self, socket: Arc<UdpSocket>) {
+        if let Ok(a) = socket.local_addr() {
+            lock(&self.listeners).push((Transport::Udp, a));
+        }
         lock(&self.udp).push(socket);
+    }
+
+    fn add_listener(&self, transport: Transport, addr: SocketAddr) {
+        let mut l = lock(&self.listeners);
+        for a in expand_unspecified(addr) {
+            l.push((transport, a));
+        }
+    }
+
+    /// True if `ip:port` is one of our listening addresses (any transport).
+    pub fn is_local(&self, ip: IpAddr, port: u16) -> bool {
+        lock(&self.listeners)
+            .iter()
+            .any(|(_, a)| a.ip() == ip && a.port() == port)
+    }
+
+    /// Our listening address for `transport` and the IP family of `near`,
+    /// preferring the same IP (what goes into Record-Route for that side).
+    pub fn listener_for(&self, transport: Transport, near: IpAddr) -> Option<SocketAddr> {
+        let l = lock(&self.listeners);
+        l.iter()
+            .find(|(t, a)| *t == transport && a.ip() == near)
+            .or_else(|| {
+                l.iter()
+                    .find(|(t, a)| *t == transport && a.is_ipv4() == near.is_ipv4())
+            })
+            .map(|(_, a)| *a)
+    }
+
+    /// Every listening address.
+    pub fn listeners(&self) -> Vec<(Transport, SocketAddr)> {
+        lock(&self.listeners).clone()
     }
 
     fn udp_for(&self, local: SocketAddr) -> Option<Arc<UdpSocket>> {
@@ -211,7 +259,11 @@ impl Transports {
         socks
             .iter()
             .find(|s| s.local_addr().is_ok_and(|a| a == local))
-            .or_else(|| socks.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == local.is_ipv4())))
+            .or_else(|| {
+                socks
+                    .iter()
+                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == local.is_ipv4()))
+            })
             .cloned()
     }
 
@@ -221,9 +273,26 @@ impl Transports {
         let socks = lock(&self.udp);
         let sock = local
             .and_then(|l| socks.iter().find(|s| s.local_addr().is_ok_and(|a| a == l)))
-            .or_else(|| socks.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == remote.is_ipv4() && a.ip().is_loopback() == remote.ip().is_loopback())))
-            .or_else(|| socks.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == remote.is_ipv4())))?;
-        Some(Flow { transport: Transport::Udp, local: sock.local_addr().ok()?, remote, conn: None })
+            .or_else(|| {
+                socks.iter().find(|s| {
+                    s.local_addr().is_ok_and(|a| {
+                        a.is_ipv4() == remote.is_ipv4()
+                            && a.ip().is_loopback() == remote.ip().is_loopback()
+                    })
+                })
+            })
+            .or_else(|| {
+                socks.iter().find(|s| {
+                    s.local_addr()
+                        .is_ok_and(|a| a.is_ipv4() == remote.is_ipv4())
+                })
+            })?;
+        Some(Flow {
+            transport: Transport::Udp,
+            local: sock.local_addr().ok()?,
+            remote,
+            conn: None,
+        })
     }
 
     /// Sends bytes along a flow without waiting. For streams the connection of
@@ -231,7 +300,9 @@ impl Transports {
     pub fn send(&self, flow: &Flow, bytes: Arc<[u8]>) -> Result<(), SendError> {
         match flow.transport {
             Transport::Udp => {
-                let sock = self.udp_for(flow.local).ok_or(SendError::NoSocket(flow.local))?;
+                let sock = self
+                    .udp_for(flow.local)
+                    .ok_or(SendError::NoSocket(flow.local))?;
                 match sock.try_send_to(&bytes, flow.remote) {
                     Ok(_) => Ok(()),
                     // A full socket buffer loses the datagram like the network
@@ -245,7 +316,12 @@ impl Transports {
                 let entry = flow
                     .conn
                     .and_then(|id| table.by_id.get(&id))
-                    .or_else(|| table.by_remote.get(&(flow.transport, flow.remote)).and_then(|id| table.by_id.get(id)))
+                    .or_else(|| {
+                        table
+                            .by_remote
+                            .get(&(flow.transport, flow.remote))
+                            .and_then(|id| table.by_id.get(id))
+                    })
                     .ok_or(SendError::Closed)?;
                 entry.tx.try_send(bytes).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => SendError::Congested,
@@ -266,12 +342,21 @@ impl Transports {
         if let Some(e) = flow.conn.and_then(|id| table.by_id.get(&id)) {
             return Some(e.flow.clone());
         }
-        table.by_remote.get(&(flow.transport, flow.remote)).and_then(|id| table.by_id.get(id)).map(|e| e.flow.clone())
+        table
+            .by_remote
+            .get(&(flow.transport, flow.remote))
+            .and_then(|id| table.by_id.get(id))
+            .map(|e| e.flow.clone())
     }
 
     /// Opens (or reuses) a TCP connection to `remote`.
     pub async fn connect_tcp(self: &Arc<Self>, remote: SocketAddr) -> Result<Flow, SendError> {
-        if let Some(f) = self.live_flow(&Flow { transport: Transport::Tcp, local: remote, remote, conn: None }) {
+        if let Some(f) = self.live_flow(&Flow {
+            transport: Transport::Tcp,
+            local: remote,
+            remote,
+            conn: None,
+        }) {
             return Ok(f);
         }
         stream::connect_tcp(self.clone(), remote).await
@@ -302,16 +387,36 @@ impl Transports {
 
     fn admit(&self, remote: SocketAddr) -> bool {
         let t = lock(&self.conns);
-        t.by_id.len() < self.limits.max_connections && t.per_ip.get(&remote.ip()).copied().unwrap_or(0) < self.limits.max_connections_per_ip
+        t.by_id.len() < self.limits.max_connections
+            && t.per_ip.get(&remote.ip()).copied().unwrap_or(0) < self.limits.max_connections_per_ip
     }
 
-    fn register_conn(&self, transport: Transport, local: SocketAddr, remote: SocketAddr, tx: mpsc::Sender<Arc<[u8]>>) -> (Flow, Arc<Mutex<Instant>>, Arc<tokio::sync::Notify>) {
+    fn register_conn(
+        &self,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        tx: mpsc::Sender<Arc<[u8]>>,
+    ) -> (Flow, Arc<Mutex<Instant>>, Arc<tokio::sync::Notify>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let flow = Flow { transport, local, remote, conn: Some(id) };
+        let flow = Flow {
+            transport,
+            local,
+            remote,
+            conn: Some(id),
+        };
         let keep = Arc::new(Mutex::new(Instant::now()));
         let close = Arc::new(tokio::sync::Notify::new());
         let mut t = lock(&self.conns);
-        t.by_id.insert(id, ConnEntry { tx, flow: flow.clone(), keep_until: keep.clone(), close: close.clone() });
+        t.by_id.insert(
+            id,
+            ConnEntry {
+                tx,
+                flow: flow.clone(),
+                keep_until: keep.clone(),
+                close: close.clone(),
+            },
+        );
         t.by_remote.insert((transport, remote), id);
         *t.per_ip.entry(remote.ip()).or_insert(0) += 1;
         (flow, keep, close)
@@ -332,6 +437,28 @@ impl Transports {
             }
         }
     }
+}
+
+/// Expands 0.0.0.0 / :: to the interface addresses of that family.
+pub(crate) fn expand_unspecified(addr: SocketAddr) -> Vec<SocketAddr> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr];
+    }
+    let mut v: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .map(|ifs| {
+            ifs.iter()
+                .map(|i| i.ip())
+                .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
+                .map(|ip| SocketAddr::new(ip, addr.port()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    if v.is_empty() {
+        v.push(addr);
+    }
+    v
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked holder must not take

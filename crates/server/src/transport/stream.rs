@@ -19,14 +19,21 @@ fn configure(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     // Half-open connections (peer vanished without FIN) are found by the
     // kernel's keep-alive probes: about 90 s of silence closes them.
-    let ka = TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)).with_retries(3);
+    let ka = TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
     let _ = SockRef::from(stream).set_tcp_keepalive(&ka);
 }
 
 /// Listens for SIP over TCP on `addr`; returns the bound address.
-pub async fn spawn_tcp_listener(transports: Arc<Transports>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+pub async fn spawn_tcp_listener(
+    transports: Arc<Transports>,
+    addr: SocketAddr,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    transports.add_listener(Transport::Tcp, local);
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -37,7 +44,13 @@ pub async fn spawn_tcp_listener(transports: Arc<Transports>, addr: SocketAddr) -
                     }
                     configure(&stream);
                     let local = stream.local_addr().unwrap_or(local);
-                    tokio::spawn(run_connection(transports.clone(), stream, Transport::Tcp, local, remote));
+                    tokio::spawn(run_connection(
+                        transports.clone(),
+                        stream,
+                        Transport::Tcp,
+                        local,
+                        remote,
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "tcp accept failed");
@@ -50,9 +63,14 @@ pub async fn spawn_tcp_listener(transports: Arc<Transports>, addr: SocketAddr) -
 }
 
 /// Listens for SIP over TLS on `addr`; returns the bound address.
-pub async fn spawn_tls_listener(transports: Arc<Transports>, addr: SocketAddr, acceptor: TlsAcceptor) -> std::io::Result<SocketAddr> {
+pub async fn spawn_tls_listener(
+    transports: Arc<Transports>,
+    addr: SocketAddr,
+    acceptor: TlsAcceptor,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    transports.add_listener(Transport::Tls, local);
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -68,8 +86,12 @@ pub async fn spawn_tls_listener(transports: Arc<Transports>, addr: SocketAddr, a
                     tokio::spawn(async move {
                         let timeout = transports.limits.tls_handshake_timeout;
                         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => run_connection(transports, tls, Transport::Tls, local, remote).await,
-                            Ok(Err(e)) => tracing::debug!(%remote, error = %e, "tls handshake failed"),
+                            Ok(Ok(tls)) => {
+                                run_connection(transports, tls, Transport::Tls, local, remote).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "tls handshake failed")
+                            }
                             Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
                         }
                     });
@@ -85,7 +107,10 @@ pub async fn spawn_tls_listener(transports: Arc<Transports>, addr: SocketAddr, a
 }
 
 /// Opens a TCP connection to `remote` and runs it like an accepted one.
-pub async fn connect_tcp(transports: Arc<Transports>, remote: SocketAddr) -> Result<Flow, super::SendError> {
+pub async fn connect_tcp(
+    transports: Arc<Transports>,
+    remote: SocketAddr,
+) -> Result<Flow, super::SendError> {
     if !transports.admit(remote) {
         return Err(super::SendError::Unavailable("connection limit reached"));
     }
@@ -94,21 +119,41 @@ pub async fn connect_tcp(transports: Arc<Transports>, remote: SocketAddr) -> Res
         .map_err(|_| super::SendError::Io("connect timed out".into()))?
         .map_err(|e| super::SendError::Io(e.to_string()))?;
     configure(&stream);
-    let local = stream.local_addr().map_err(|e| super::SendError::Io(e.to_string()))?;
+    let local = stream
+        .local_addr()
+        .map_err(|e| super::SendError::Io(e.to_string()))?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(run_connection_notify(transports, stream, Transport::Tcp, local, remote, Some(ready_tx)));
+    tokio::spawn(run_connection_notify(
+        transports,
+        stream,
+        Transport::Tcp,
+        local,
+        remote,
+        Some(ready_tx),
+    ));
     ready_rx.await.map_err(|_| super::SendError::Closed)
 }
 
-async fn run_connection<S>(transports: Arc<Transports>, stream: S, transport: Transport, local: SocketAddr, remote: SocketAddr)
-where
+async fn run_connection<S>(
+    transports: Arc<Transports>,
+    stream: S,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     run_connection_notify(transports, stream, transport, local, remote, None).await
 }
 
-async fn run_connection_notify<S>(transports: Arc<Transports>, stream: S, transport: Transport, local: SocketAddr, remote: SocketAddr, ready: Option<tokio::sync::oneshot::Sender<Flow>>)
-where
+async fn run_connection_notify<S>(
+    transports: Arc<Transports>,
+    stream: S,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    ready: Option<tokio::sync::oneshot::Sender<Flow>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(SEND_QUEUE);

@@ -16,7 +16,12 @@ pub enum CertSource {
 }
 
 /// Loads the configured certificate, or loads/creates the generated one.
-pub fn load_or_generate(cert: Option<&Path>, key: Option<&Path>, data_dir: &Path, domains: &[String]) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertSource)> {
+pub fn load_or_generate(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    data_dir: &Path,
+    domains: &[String],
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, CertSource)> {
     let (chain, key, source) = match (cert, key) {
         (Some(c), Some(k)) => {
             let (chain, key) = read_pem(c, k)?;
@@ -39,7 +44,10 @@ pub fn load_or_generate(cert: Option<&Path>, key: Option<&Path>, data_dir: &Path
     Ok((Arc::new(server_config(chain, key)?), source))
 }
 
-fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> anyhow::Result<rustls::ServerConfig> {
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -49,29 +57,41 @@ fn server_config(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static
         .context("certificate and key do not match or are unsupported")
 }
 
-fn read_pem(cert: &Path, key: &Path) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let cert_bytes = std::fs::read(cert).with_context(|| format!("cannot read certificate {}", cert.display()))?;
+fn read_pem(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let cert_bytes = std::fs::read(cert)
+        .with_context(|| format!("cannot read certificate {}", cert.display()))?;
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_bytes.as_slice())
         .collect::<Result<_, _>>()
         .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
     if chain.is_empty() {
         anyhow::bail!("{} contains no certificate", cert.display());
     }
-    let key_bytes = std::fs::read(key).with_context(|| format!("cannot read private key {}", key.display()))?;
+    let key_bytes =
+        std::fs::read(key).with_context(|| format!("cannot read private key {}", key.display()))?;
     // The key's content must never appear in an error: only its path.
     let key = rustls_pemfile::private_key(&mut key_bytes.as_slice())
         .ok()
         .flatten()
-        .with_context(|| format!("{} contains no PKCS#8, PKCS#1 or SEC1 private key", key.display()))?;
+        .with_context(|| {
+            format!(
+                "{} contains no PKCS#8, PKCS#1 or SEC1 private key",
+                key.display()
+            )
+        })?;
     Ok((chain, key))
 }
 
 fn generate(dir: &Path, cert: &Path, key: &Path, domains: &[String]) -> anyhow::Result<()> {
     let mut names: Vec<String> = domains.to_vec();
     names.push("localhost".into());
-    let certified = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+    let certified = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(cert, certified.cert.pem()).with_context(|| format!("cannot write {}", cert.display()))?;
+    std::fs::write(cert, certified.cert.pem())
+        .with_context(|| format!("cannot write {}", cert.display()))?;
     write_private(key, certified.signing_key.serialize_pem().as_bytes())?;
     Ok(())
 }
@@ -84,8 +104,11 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(data).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -96,15 +119,20 @@ mod tests {
     #[test]
     fn generates_once_then_reuses() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_, src) = load_or_generate(None, None, dir.path(), &["example.com".into()]).expect("generate");
+        let (_, src) =
+            load_or_generate(None, None, dir.path(), &["example.com".into()]).expect("generate");
         assert!(matches!(src, CertSource::Generated(_)));
         let key = dir.path().join("tls/key.pem");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+                0o600
+            );
         }
-        let (_, again) = load_or_generate(None, None, dir.path(), &["example.com".into()]).expect("reuse");
+        let (_, again) =
+            load_or_generate(None, None, dir.path(), &["example.com".into()]).expect("reuse");
         assert!(matches!(again, CertSource::Existing(_)));
     }
 
@@ -114,13 +142,33 @@ mod tests {
         load_or_generate(None, None, dir.path(), &["example.com".into()]).expect("generate");
         let c = dir.path().join("tls/cert.pem");
         let k = dir.path().join("tls/key.pem");
-        let (_, src) = load_or_generate(Some(&c), Some(&k), Path::new("/nonexistent"), &[]).expect("configured");
+        let (_, src) = load_or_generate(Some(&c), Some(&k), Path::new("/nonexistent"), &[])
+            .expect("configured");
         assert_eq!(src, CertSource::Configured(c.clone()));
         let bogus = dir.path().join("bogus.pem");
-        std::fs::write(&bogus, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n").expect("write");
-        let err = format!("{:#}", load_or_generate(Some(&c), Some(&bogus), dir.path(), &[]).expect_err("bad key"));
-        assert!(!err.contains("c2VjcmV0"), "key material must not leak: {err}");
-        let missing = format!("{:#}", load_or_generate(Some(&dir.path().join("nope.pem")), Some(&k), dir.path(), &[]).expect_err("missing"));
+        std::fs::write(
+            &bogus,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let err = format!(
+            "{:#}",
+            load_or_generate(Some(&c), Some(&bogus), dir.path(), &[]).expect_err("bad key")
+        );
+        assert!(
+            !err.contains("c2VjcmV0"),
+            "key material must not leak: {err}"
+        );
+        let missing = format!(
+            "{:#}",
+            load_or_generate(
+                Some(&dir.path().join("nope.pem")),
+                Some(&k),
+                dir.path(),
+                &[]
+            )
+            .expect_err("missing")
+        );
         assert!(missing.contains("nope.pem"), "{missing}");
     }
 }

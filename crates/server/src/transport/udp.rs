@@ -31,19 +31,11 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// (0.0.0.0 or ::) is expanded to one socket per interface address of that
 /// family, so that every flow knows the concrete address the client used
 /// (needed for Via and Record-Route). Returns the bound addresses.
-pub fn bind_udp(transports: &Arc<Transports>, addr: SocketAddr) -> std::io::Result<Vec<SocketAddr>> {
-    let targets: Vec<SocketAddr> = if addr.ip().is_unspecified() {
-        let ifs = if_addrs::get_if_addrs()?;
-        let mut v: Vec<SocketAddr> = ifs.iter().map(|i| i.ip()).filter(|ip| ip.is_ipv4() == addr.is_ipv4()).map(|ip| SocketAddr::new(ip, addr.port())).collect();
-        v.sort();
-        v.dedup();
-        if v.is_empty() {
-            v.push(addr);
-        }
-        v
-    } else {
-        vec![addr]
-    };
+pub fn bind_udp(
+    transports: &Arc<Transports>,
+    addr: SocketAddr,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let targets = super::expand_unspecified(addr);
     let mut bound = Vec::new();
     for target in targets {
         let sock = Arc::new(bind_one(target)?);
@@ -63,7 +55,15 @@ async fn receive_loop(transports: Arc<Transports>, sock: Arc<UdpSocket>, local: 
         match sock.recv_from(&mut buf).await {
             Ok((n, remote)) => {
                 if let Some(inbound) = transports.inbound() {
-                    inbound.on_datagram(Flow { transport: Transport::Udp, local, remote, conn: None }, &buf[..n]);
+                    inbound.on_datagram(
+                        Flow {
+                            transport: Transport::Udp,
+                            local,
+                            remote,
+                            conn: None,
+                        },
+                        &buf[..n],
+                    );
                 }
             }
             Err(e) => {

@@ -1,0 +1,178 @@
+//! Offline IM over SIP: a MESSAGE nobody could take is held (202 Accepted),
+//! and held messages are delivered as MESSAGEs, in order, with the original
+//! sender and Date, when the recipient signs in again. A message is deleted
+//! only after a device answered 2xx.
+
+use super::location::LocationEvent;
+use super::proxy::Target;
+use super::registrar::httpdate;
+use super::{SipServer, UacOutcome, ids};
+use crate::transport::lock;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::{Address, InstantMessage, OfflineOutcome};
+use switchboard_sip::{HeaderName, Method, Request, Response, TransactionKey, Uri};
+
+impl SipServer {
+    /// Stores `msg` (received on `key`) and answers 202, or 480 if the
+    /// recipient's policy keeps no offline messages.
+    pub async fn hold_offline(
+        self: Arc<Self>,
+        key: TransactionKey,
+        req: Request,
+        msg: InstantMessage,
+    ) {
+        let outcome = self
+            .offline
+            .hold(self.store.as_ref(), &self.policies, &msg)
+            .await;
+        let resp = match outcome {
+            OfflineOutcome::Stored(_) => Response::to_request(&req, 202)
+                .with_reason("Accepted (stored for offline delivery)"),
+            OfflineOutcome::Disabled => {
+                Response::to_request(&req, 480).with_reason("Temporarily Unavailable")
+            }
+            OfflineOutcome::Full => Response::to_request(&req, 480)
+                .with_reason("Temporarily Unavailable (offline message limit reached)"),
+            OfflineOutcome::Unavailable(e) => {
+                tracing::error!(error = %e, "cannot store an offline message");
+                Response::to_request(&req, 500)
+                    .with_reason("Cannot store the message for later delivery")
+            }
+        };
+        self.respond(&key, resp.with_to_tag(&ids::tag()));
+    }
+
+    /// Starts offline delivery: at each sign-in, periodically for users who
+    /// are signed in with messages waiting, and expiry of old messages.
+    pub fn start_offline(self: &Arc<Self>) {
+        let me = self.clone();
+        let mut events = self.location.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(LocationEvent::Registered {
+                        aor,
+                        refreshed: false,
+                        ..
+                    }) => me.clone().deliver_offline(aor),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = me
+                    .offline
+                    .expire(me.store.as_ref(), switchboard_core::now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot expire offline messages");
+                }
+                match me.offline.recipients(me.store.as_ref()).await {
+                    Ok(list) => {
+                        for aor in list {
+                            if me.location.is_registered(&aor, switchboard_core::now_ms()) {
+                                me.clone().deliver_offline(aor);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list offline recipients"),
+                }
+            }
+        });
+    }
+
+    /// Delivers what is waiting for `aor` (at most one delivery run per user
+    /// at a time, so messages keep their order).
+    pub fn deliver_offline(self: Arc<Self>, aor: Address) {
+        if !lock(&self.delivering).insert(aor.clone()) {
+            return;
+        }
+        tokio::spawn(async move {
+            let result = self.deliver_pending(&aor).await;
+            lock(&self.delivering).remove(&aor);
+            if let Err(e) = result {
+                tracing::warn!(user = %aor, error = %e, "offline delivery interrupted");
+            }
+        });
+    }
+
+    async fn deliver_pending(&self, aor: &Address) -> anyhow::Result<()> {
+        let pending = self.offline.pending(self.store.as_ref(), aor).await?;
+        for (id, msg, _attempts) in pending {
+            let now = switchboard_core::now_ms();
+            let targets: Vec<Target> = self
+                .location
+                .bindings(aor, now)
+                .iter()
+                .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
+                .collect();
+            if targets.is_empty() {
+                return Ok(());
+            }
+            match self
+                .send_to_devices(self.offline_request(&msg), targets)
+                .await
+            {
+                UacOutcome::Response(r) if r.status < 300 => {
+                    self.offline.delivered(self.store.as_ref(), id).await?;
+                    tracing::info!(id, to = %aor, from = %msg.from, "offline instant message delivered");
+                }
+                other => {
+                    self.offline.failed(self.store.as_ref(), id).await?;
+                    tracing::info!(id, to = %aor, outcome = ?other.status(), "offline delivery failed; will retry");
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn offline_request(&self, msg: &InstantMessage) -> Request {
+        let to_uri = format!("sip:{}", msg.to);
+        let mut req = Request::new(
+            Method::Message,
+            Uri::parse(&to_uri).unwrap_or_else(|_| {
+                Uri::Absolute(switchboard_sip::uri::AbsoluteUri {
+                    scheme: "sip".into(),
+                    opaque: msg.to.to_string(),
+                })
+            }),
+        );
+        let from = match &msg.from_display {
+            Some(d) => format!("{} <sip:{}>", switchboard_sip::text::quote(d), msg.from),
+            None => format!("<sip:{}>", msg.from),
+        };
+        req.headers.push(HeaderName::MaxForwards, "70");
+        req.headers
+            .push(HeaderName::From, format!("{from};tag={}", ids::tag()));
+        req.headers.push(HeaderName::To, format!("<{to_uri}>"));
+        req.headers
+            .push(HeaderName::CallId, ids::call_id(&self.settings.server_name));
+        req.headers.push(HeaderName::CSeq, "1 MESSAGE");
+        req.headers
+            .push(HeaderName::Date, httpdate(msg.received_ms));
+        req.headers.push(HeaderName::PAssertedIdentity, from);
+        req.headers
+            .push(HeaderName::ContentType, msg.content_type.clone());
+        req.body = msg.body.clone();
+        req
+    }
+}
+
+impl UacOutcome {
+    /// The status for logs (408 for a timeout, 503 for a transport error).
+    pub fn status(&self) -> u16 {
+        match self {
+            UacOutcome::Response(r) => r.status,
+            UacOutcome::Timeout => 408,
+            UacOutcome::TransportError => 503,
+        }
+    }
+}

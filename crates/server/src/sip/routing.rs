@@ -1,0 +1,256 @@
+//! Routing of requests the server does not answer itself: who may send
+//! (authentication, no open relay), where to (the recipient's devices, or the
+//! other end of a dialog), and the IM rules applied on the way (content types,
+//! size limit, asserted identity, blocking, offline IM).
+
+use super::proxy::{OnFailure, Target};
+use super::{SipServer, ids};
+use crate::sip::auth::AuthOutcome;
+use crate::transport::Flow;
+use std::sync::Arc;
+use switchboard_core::{Address, InstantMessage};
+use switchboard_sip::{HeaderName, Method, Request, Response, SipUri, TransactionKey};
+
+/// Body types accepted in MESSAGE (RFC 3428 pager mode, RFC 3994 typing).
+pub const MESSAGE_TYPES: [&str; 4] = [
+    "text/plain",
+    "text/html",
+    "message/cpim",
+    "application/im-iscomposing+xml",
+];
+
+/// Option tags accepted in Proxy-Require.
+const PROXY_SUPPORTED: [&str; 0] = [];
+
+fn reply(req: &Request, status: u16, reason: &str) -> Response {
+    Response::to_request(req, status)
+        .with_to_tag(&ids::tag())
+        .with_reason(reason)
+}
+
+impl SipServer {
+    /// The address a SIP URI names, if it is a user of a domain. A host that
+    /// is one of our own addresses is read as the served domain named in To
+    /// (clients configured with an IP address as proxy send such URIs).
+    pub fn user_address(&self, uri: &SipUri, req: &Request) -> Option<Address> {
+        let user = uri.user.as_deref()?;
+        let host_is_self = uri
+            .host
+            .ip()
+            .is_some_and(|ip| self.transports.is_local(ip, uri.port.unwrap_or(5060)));
+        if host_is_self {
+            let to_domain = req.headers.to().ok().and_then(|t| {
+                t.uri
+                    .as_sip()
+                    .map(|u| u.host.to_string().to_ascii_lowercase())
+            });
+            let domain = to_domain
+                .filter(|d| self.directory.is_served(d))
+                .or_else(|| self.directory.domains().into_iter().next())?;
+            return Address::from_parts(user, &domain).ok();
+        }
+        Address::from_parts(user, &uri.host.to_string()).ok()
+    }
+
+    /// Routes a request the server is not the destination of.
+    pub fn route_request(&self, key: TransactionKey, mut req: Request, flow: Flow) {
+        self.pop_own_routes(&mut req);
+        match req.headers.max_forwards() {
+            Ok(Some(0)) => return self.respond(&key, reply(&req, 483, "Too Many Hops")),
+            Ok(_) => {}
+            Err(_) => return self.respond(&key, reply(&req, 400, "Bad Max-Forwards")),
+        }
+        if self.is_loop(&req) {
+            return self.respond(&key, reply(&req, 482, "Loop Detected"));
+        }
+        let unsupported: Vec<String> = req
+            .headers
+            .tokens(&HeaderName::ProxyRequire)
+            .into_iter()
+            .filter(|t| !PROXY_SUPPORTED.contains(&t.as_str()))
+            .collect();
+        if !unsupported.is_empty() {
+            return self.respond(
+                &key,
+                reply(&req, 420, "Bad Extension")
+                    .with_header(HeaderName::Unsupported, unsupported.join(", ")),
+            );
+        }
+        if req.headers.contains(&HeaderName::Route) {
+            // The next hop is another host: until federation exists this server
+            // relays only to its own users' devices.
+            return self.respond(
+                &key,
+                reply(&req, 403, "Routing to other hosts is not allowed"),
+            );
+        }
+        let in_dialog = req.headers.to().ok().is_some_and(|t| t.tag().is_some());
+        if in_dialog {
+            match self.in_dialog_target(&req) {
+                Some(t) => self.proxy_to(key, &req, &flow, vec![t], OnFailure::Relay),
+                None => self.respond(&key, reply(&req, 481, "Call/Transaction Does Not Exist")),
+            }
+            return;
+        }
+        self.route_out_of_dialog(key, req, flow);
+    }
+
+    fn route_out_of_dialog(&self, key: TransactionKey, mut req: Request, flow: Flow) {
+        // Who is sending: only authenticated users of served domains.
+        let from = match req.headers.from() {
+            Ok(f) => f,
+            Err(e) => return self.respond(&key, reply(&req, 400, &e.to_string())),
+        };
+        let Some(from_aor) = from.uri.as_sip().and_then(|u| self.user_address(u, &req)) else {
+            return self.respond(
+                &key,
+                reply(&req, 403, "Sender is not a user of this server"),
+            );
+        };
+        if !self.directory.is_served(from_aor.domain()) {
+            return self.respond(
+                &key,
+                reply(
+                    &req,
+                    403,
+                    "Requests from other domains are not accepted (federation is not enabled)",
+                ),
+            );
+        }
+        let sender = match self
+            .auth
+            .authenticate(&req, from_aor.domain(), true, &self.directory)
+        {
+            AuthOutcome::Authenticated(a) => a,
+            AuthOutcome::Challenge(c) => return self.respond(&key, *c),
+        };
+        if sender != from_aor {
+            return self.respond(
+                &key,
+                reply(&req, 403, "From does not match the authenticated user"),
+            );
+        }
+        // Where to.
+        let Some(uri) = req.uri.as_sip().cloned() else {
+            return self.respond(&key, reply(&req, 404, "Not Found"));
+        };
+        let Some(recipient) = self.user_address(&uri, &req) else {
+            return self.respond(&key, reply(&req, 404, "No such user"));
+        };
+        if !self.directory.is_served(recipient.domain()) {
+            return self.respond(
+                &key,
+                reply(
+                    &req,
+                    403,
+                    "Domain not served here (federation is not enabled)",
+                ),
+            );
+        }
+        let Some(entry) = self.directory.user(&recipient) else {
+            return self.respond(&key, reply(&req, 404, "No such user"));
+        };
+        if matches!(req.method, Method::Message | Method::Invite | Method::Refer)
+            && self.contact_gate().is_blocked(&recipient, &sender)
+        {
+            return self.respond(
+                &key,
+                reply(&req, 403, "The recipient does not accept messages from you"),
+            );
+        }
+        let mut on_failure = OnFailure::Relay;
+        if req.method == Method::Message {
+            let ct = match req.headers.content_type() {
+                Ok(Some(ct)) => ct,
+                Ok(None) => return self.respond(&key, reply(&req, 400, "Missing Content-Type")),
+                Err(e) => return self.respond(&key, reply(&req, 400, &e.to_string())),
+            };
+            if !MESSAGE_TYPES.contains(&ct.essence().as_str()) {
+                return self.respond(
+                    &key,
+                    reply(&req, 415, "Unsupported Media Type")
+                        .with_header(HeaderName::Accept, MESSAGE_TYPES.join(", ")),
+                );
+            }
+            if req.body.len() > self.settings.max_im_body {
+                return self.respond(
+                    &key,
+                    reply(
+                        &req,
+                        413,
+                        &format!(
+                            "Message body too large (limit {} bytes)",
+                            self.settings.max_im_body
+                        ),
+                    ),
+                );
+            }
+            if ct.is("message", "cpim")
+                && let Err(e) = switchboard_sip_bodies::cpim::Cpim::parse(&req.body)
+            {
+                return self.respond(
+                    &key,
+                    reply(&req, 400, &format!("Bad message/cpim body: {e}")),
+                );
+            }
+            if !ct.is("application", "im-iscomposing+xml") {
+                let sender_display = self
+                    .directory
+                    .user(&sender)
+                    .and_then(|u| u.display_name.clone())
+                    .or_else(|| from.display.clone());
+                on_failure = OnFailure::HoldOffline(InstantMessage {
+                    from: sender.clone(),
+                    from_display: sender_display,
+                    to: recipient.clone(),
+                    content_type: ct.to_string(),
+                    body: req.body.clone(),
+                    received_ms: switchboard_core::now_ms(),
+                });
+            }
+        }
+        // The server vouches for the sender (RFC 3325): whatever the client
+        // claimed is replaced by what it proved.
+        req.headers.remove(&HeaderName::PAssertedIdentity);
+        let display = self
+            .directory
+            .user(&sender)
+            .and_then(|u| u.display_name.clone());
+        let pai = match display {
+            Some(d) => format!("{} <sip:{sender}>", switchboard_sip::text::quote(&d)),
+            None => format!("<sip:{sender}>"),
+        };
+        req.headers.push(HeaderName::PAssertedIdentity, pai);
+        req.headers.remove(&HeaderName::ProxyAuthorization);
+
+        let now = switchboard_core::now_ms();
+        let gruu = uri.params.value("gr").map(str::to_owned);
+        let targets: Vec<Target> = self
+            .location
+            .bindings(&entry.address, now)
+            .iter()
+            .filter(|b| {
+                gruu.as_ref()
+                    .is_none_or(|g| b.instance.as_deref() == Some(g.as_str()))
+            })
+            .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
+            .collect();
+        if targets.is_empty() {
+            match on_failure {
+                OnFailure::HoldOffline(msg) => {
+                    if let Some(me) = self.arc() {
+                        tokio::spawn(async move { me.hold_offline(key, req, msg).await });
+                    }
+                }
+                OnFailure::Relay => self.respond(&key, reply(&req, 480, "Temporarily Unavailable")),
+            }
+            return;
+        }
+        self.proxy_to(key, &req, &flow, targets, on_failure);
+    }
+
+    /// The privacy gate IM consults (the presence engine once it exists).
+    pub fn contact_gate(&self) -> Arc<dyn switchboard_core::ContactGate> {
+        self.gate.clone()
+    }
+}
