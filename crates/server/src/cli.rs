@@ -7,9 +7,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use switchboard_core::Address;
+use switchboard_core::{Address, PolicyKind};
 use switchboard_store::sqlite::SqliteStore;
-use switchboard_store::{Directory as _, NewUser, StoreError};
+use switchboard_store::{Directory as _, NewUser, Policies as _, PolicyScope, StoreError};
 
 /// Switchboard: enterprise instant messaging and presence.
 #[derive(Debug, Parser)]
@@ -44,6 +44,65 @@ pub enum Command {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Policies (IM, …) at global or user scope.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// The IM policy (offline IM).
+    #[command(subcommand)]
+    Im(ImPolicyCommand),
+}
+
+/// `policy im …`
+#[derive(Debug, Subcommand)]
+pub enum ImPolicyCommand {
+    /// Set the IM policy globally or for one user (a user setting wins).
+    Set {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Keep messages for signed-out users.
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        offline: bool,
+    },
+    /// Show the global policy and every user override.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--global` or `--user USER@DOMAIN`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArgs {
+    /// The global policy.
+    #[arg(long)]
+    pub global: bool,
+    /// One user's policy.
+    #[arg(long, value_name = "USER@DOMAIN")]
+    pub user: Option<String>,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> anyhow::Result<PolicyScope> {
+        match &self.user {
+            Some(u) => Ok(PolicyScope::User(parse_address(u)?.to_string())),
+            None => Ok(PolicyScope::Global),
+        }
+    }
+}
+
+/// Parses `on`/`off` (also true/false, yes/no).
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?} is not on or off")),
+    }
 }
 
 /// Options of `serve` (each overrides the configuration file).
@@ -133,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&cli.data, cmd).await,
+        Command::Policy(PolicyCommand::Im(cmd)) => im_policy(&cli.data, cmd).await,
         Command::Domain(cmd) => domain(&cli.data, cmd).await,
     }
 }
@@ -271,6 +331,99 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+    Ok(())
+}
+
+/// Sets fields of the policy document of `kind` at `scope`, keeping the others.
+pub async fn set_policy_fields(
+    store: &SqliteStore,
+    kind: &str,
+    scope: &PolicyScope,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    let mut doc = store
+        .get_policy(kind, scope)
+        .await?
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Some(obj) = doc.as_object_mut() {
+        obj.extend(fields);
+    }
+    match store.set_policy(kind, scope, &doc).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound(_)) => {
+            bail!("no such user: {}", scope.key().trim_start_matches("user:"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Prints every document of a policy kind, as JSON or one line per scope.
+pub async fn show_policies<K: switchboard_core::PolicyKind>(
+    store: &SqliteStore,
+    json: bool,
+) -> anyhow::Result<()> {
+    let docs = store.list_policies(K::KIND).await?;
+    let global_doc = docs
+        .iter()
+        .find(|(s, _)| *s == PolicyScope::Global)
+        .map(|(_, d)| d.clone());
+    let mut global = serde_json::to_value(K::default())?;
+    if let Some(g) = &global_doc {
+        global = switchboard_core::policy::overlay(&global, g);
+    }
+    let users: serde_json::Map<String, serde_json::Value> = docs
+        .into_iter()
+        .filter_map(|(s, d)| match s {
+            PolicyScope::User(u) => Some((u, d)),
+            PolicyScope::Global => None,
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "global": global, "users": users }))?
+        );
+    } else {
+        println!("global: {}", describe(&global));
+        for (u, d) in &users {
+            println!("user {u}: {}", describe(d));
+        }
+    }
+    Ok(())
+}
+
+fn describe(doc: &serde_json::Value) -> String {
+    match doc.as_object() {
+        Some(o) => o
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::Bool(b) => format!("{k}={}", if *b { "on" } else { "off" }),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => doc.to_string(),
+    }
+}
+
+async fn im_policy(data: &Path, cmd: ImPolicyCommand) -> anyhow::Result<()> {
+    let store = open_store(data).await?;
+    match cmd {
+        ImPolicyCommand::Set { scope, offline } => {
+            let scope = scope.scope()?;
+            let mut fields = serde_json::Map::new();
+            fields.insert("offline_im".into(), serde_json::Value::Bool(offline));
+            set_policy_fields(&store, switchboard_core::ImPolicy::KIND, &scope, fields).await?;
+            println!(
+                "IM policy ({}): offline_im={}",
+                scope.key(),
+                if offline { "on" } else { "off" }
+            );
+        }
+        ImPolicyCommand::Show { json } => {
+            show_policies::<switchboard_core::ImPolicy>(&store, json).await?
         }
     }
     Ok(())

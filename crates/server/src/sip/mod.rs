@@ -15,7 +15,7 @@ use crate::transport::{Flow, Inbound, Transports, lock};
 use auth::{AuthOutcome, Authenticator};
 use location::Location;
 use registrar::RegistrarSettings;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use switchboard_core::{Address, ContactGate, Directory, OfflineIm, Policies};
@@ -66,7 +66,8 @@ pub struct SipServer {
     uac: Mutex<HashMap<TransactionKey, oneshot::Sender<UacOutcome>>>,
     proxy: Mutex<proxy::ProxyState>,
     pub offline: OfflineIm,
-    delivering: Mutex<HashSet<Address>>,
+    /// Users with an offline delivery run in progress (true: run again).
+    delivering: Mutex<HashMap<Address, bool>>,
     gate: Arc<dyn ContactGate>,
 }
 
@@ -110,7 +111,7 @@ impl SipServer {
             uac: Mutex::new(HashMap::new()),
             proxy: Mutex::new(proxy::ProxyState::default()),
             offline: services.offline,
-            delivering: Mutex::new(HashSet::new()),
+            delivering: Mutex::new(HashMap::new()),
             gate: services.gate,
         });
         server
@@ -205,15 +206,32 @@ impl SipServer {
 
     /// Sends a request as a client transaction and waits for its outcome.
     pub async fn send_request(&self, req: Request, flow: Flow) -> UacOutcome {
+        let Some(branch) = req
+            .headers
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_owned))
+        else {
+            return UacOutcome::TransportError;
+        };
+        let key = TransactionKey::for_client(&branch, &req.method);
+        // The waiter must exist before the request leaves: the answer can be
+        // dispatched by another task as soon as it is sent.
         let (tx, rx) = oneshot::channel();
+        lock(&self.uac).insert(key.clone(), tx);
         let now = Instant::now();
-        let started = self.with_layer(|l| l.send_request(now, req, flow));
-        match started {
-            Ok(key) => {
-                lock(&self.uac).insert(key, tx);
-                rx.await.unwrap_or(UacOutcome::TransportError)
+        if self.with_layer(|l| l.send_request(now, req, flow)).is_err() {
+            lock(&self.uac).remove(&key);
+            return UacOutcome::TransportError;
+        }
+        // The transaction always ends (timer F/B), but never wait forever on a bug.
+        match tokio::time::timeout(Duration::from_secs(40), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => UacOutcome::TransportError,
+            Err(_) => {
+                lock(&self.uac).remove(&key);
+                UacOutcome::Timeout
             }
-            Err(_) => UacOutcome::TransportError,
         }
     }
 

@@ -88,17 +88,31 @@ impl SipServer {
         });
     }
 
-    /// Delivers what is waiting for `aor` (at most one delivery run per user
-    /// at a time, so messages keep their order).
+    /// Delivers what is waiting for `aor`. One delivery run per user at a
+    /// time keeps messages in order; a request during a run (a device signed
+    /// in meanwhile) makes the run go round once more.
     pub fn deliver_offline(self: Arc<Self>, aor: Address) {
-        if !lock(&self.delivering).insert(aor.clone()) {
-            return;
+        {
+            let mut runs = lock(&self.delivering);
+            if let Some(again) = runs.get_mut(&aor) {
+                *again = true;
+                return;
+            }
+            runs.insert(aor.clone(), false);
         }
         tokio::spawn(async move {
-            let result = self.deliver_pending(&aor).await;
-            lock(&self.delivering).remove(&aor);
-            if let Err(e) = result {
-                tracing::warn!(user = %aor, error = %e, "offline delivery interrupted");
+            loop {
+                if let Err(e) = self.deliver_pending(&aor).await {
+                    tracing::warn!(user = %aor, error = %e, "offline delivery interrupted");
+                }
+                let mut runs = lock(&self.delivering);
+                match runs.get_mut(&aor) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        runs.remove(&aor);
+                        return;
+                    }
+                }
             }
         });
     }
