@@ -142,6 +142,12 @@ class ProcRegistry:
             proc.poll()
         self.forget(proc)
 
+    def stop_named(self, prefix: str) -> None:
+        with self._lock:
+            procs = [p for n, p in self._procs.values() if n.startswith(prefix)]
+        for p in procs:
+            self.stop(p, grace=2.0)
+
     def stop_all(self) -> None:
         with self._lock:
             procs = [p for _, p in self._procs.values()]
@@ -1226,6 +1232,7 @@ def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
         log(f"{kind}: FAILED (harness error): {e!r}")
         res = {"status": "failed", "error": f"harness error: {e!r}", "server_log_tail": tail(server.logfile, 30)}
     finally:
+        PROCS.stop_named("sipp-")  # SIPp left behind by an aborted scenario
         server.stop()
     res["server"] = server.info
     res["quiet_before_run"] = quiet
