@@ -875,20 +875,20 @@ proptest! {
         v in via(),
         ops in prop::collection::vec(mutation(), 1..4),
     ) {
-        if let Some(s) = mutate_text(&na.to_string(), &ops) {
-            if let Ok(p) = NameAddr::parse(&s, "To") {
-                prop_assert_eq!(NameAddr::parse(&p.to_string(), "To"), Ok(p));
-            }
+        if let Some(s) = mutate_text(&na.to_string(), &ops)
+            && let Ok(p) = NameAddr::parse(&s, "To")
+        {
+            prop_assert_eq!(NameAddr::parse(&p.to_string(), "To"), Ok(p));
         }
-        if let Some(s) = mutate_text(&na.uri.to_string(), &ops) {
-            if let Ok(u) = Uri::parse(&s) {
-                prop_assert_eq!(Uri::parse(&u.to_string()), Ok(u));
-            }
+        if let Some(s) = mutate_text(&na.uri.to_string(), &ops)
+            && let Ok(u) = Uri::parse(&s)
+        {
+            prop_assert_eq!(Uri::parse(&u.to_string()), Ok(u));
         }
-        if let Some(s) = mutate_text(&v.to_string(), &ops) {
-            if let Ok(p) = Via::parse(&s) {
-                prop_assert_eq!(Via::parse(&p.to_string()), Ok(p));
-            }
+        if let Some(s) = mutate_text(&v.to_string(), &ops)
+            && let Ok(p) = Via::parse(&s)
+        {
+            prop_assert_eq!(Via::parse(&p.to_string()), Ok(p));
         }
     }
 }
