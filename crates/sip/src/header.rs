@@ -10,7 +10,8 @@ macro_rules! header_names {
         /// as written and compared case-insensitively.
         #[derive(Debug, Clone, Eq)]
         pub enum HeaderName {
-            $( $variant, )*
+            $( #[doc = concat!("`", $canon, "`")] $variant, )*
+            /// Any other header, with its name as written.
             Other(Box<str>),
         }
 
@@ -115,7 +116,9 @@ impl From<&str> for HeaderName {
 /// received; typed accessors split them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The field name.
     pub name: HeaderName,
+    /// The value, unfolded and without surrounding white space.
     pub value: String,
 }
 

@@ -10,25 +10,35 @@ use crate::uri::Uri;
 /// from `body` when the request is written, so it can never disagree with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method of the request line.
     pub method: Method,
+    /// The Request-URI.
     pub uri: Uri,
+    /// Every header but Content-Length, in order.
     pub headers: Headers,
+    /// The body, exactly Content-Length octets.
     pub body: Vec<u8>,
 }
 
 /// A SIP response. As for [`Request`], `Content-Length` is derived from `body`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code, 100 to 699.
     pub status: u16,
+    /// The reason phrase (may be empty, may be any UTF-8).
     pub reason: String,
+    /// Every header but Content-Length, in order.
     pub headers: Headers,
+    /// The body, exactly Content-Length octets.
     pub body: Vec<u8>,
 }
 
 /// Either kind of message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A request.
     Request(Request),
+    /// A response.
     Response(Response),
 }
 

@@ -8,7 +8,9 @@ use std::fmt;
 /// re-emitted exactly; use [`Params::get_unquoted`] to read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
+    /// The name as written.
     pub name: String,
+    /// The value; `None` for a flag such as `lr`.
     pub value: Option<String>,
 }
 

@@ -32,6 +32,7 @@ impl Default for Limits {
 /// The start line and headers of a message, before its body is considered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
+    /// The request or status line.
     pub start: StartLine,
     /// Headers without Content-Length.
     pub headers: Headers,
@@ -42,8 +43,20 @@ pub struct Head {
 /// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, uri: Uri },
-    Response { status: u16, reason: String },
+    /// `Method SP Request-URI SP SIP/2.0`.
+    Request {
+        /// The method.
+        method: Method,
+        /// The Request-URI.
+        uri: Uri,
+    },
+    /// `SIP/2.0 SP Status-Code SP Reason-Phrase`.
+    Response {
+        /// The status code.
+        status: u16,
+        /// The reason phrase.
+        reason: String,
+    },
 }
 
 /// Finds the end of the head: the index just past the blank line. `None` if
@@ -304,7 +317,9 @@ pub fn parse_exact(bytes: &[u8], limits: &Limits) -> Result<Message, ParseError>
 /// the defect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defect {
+    /// The status code to answer with.
     pub status: u16,
+    /// A reason phrase naming the defect ("Bad CSeq: …").
     pub reason: String,
 }
 

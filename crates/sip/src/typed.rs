@@ -16,6 +16,7 @@ use std::fmt;
 pub struct NameAddr {
     /// The display name, unquoted.
     pub display: Option<String>,
+    /// The address.
     pub uri: Uri,
     /// Header parameters (`tag`, `expires`, `q`, `+sip.instance`…), as written.
     pub params: Params,
@@ -112,7 +113,9 @@ impl fmt::Display for NameAddr {
 /// The Contact header: `*` (remove all bindings) or a list of addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contacts {
+    /// `*`: every binding (REGISTER with Expires: 0 only).
     Star,
+    /// The addresses, in order.
     List(Vec<NameAddr>),
 }
 
@@ -124,8 +127,11 @@ const MAGIC_COOKIE: &str = "z9hG4bK";
 pub struct Via {
     /// Transport, upper-case (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`…).
     pub transport: String,
+    /// The host of the sent-by.
     pub host: Host,
+    /// The port of the sent-by, if written.
     pub port: Option<u16>,
+    /// Parameters (`branch`, `received`, `rport`, `maddr`…), as written.
     pub params: Params,
 }
 
@@ -235,7 +241,9 @@ impl fmt::Display for Via {
 /// CSeq: sequence number and method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CSeq {
+    /// The sequence number, below 2**31.
     pub seq: u32,
+    /// The method, which must be the request's.
     pub method: Method,
 }
 
@@ -279,6 +287,7 @@ pub struct MediaType {
     pub ty: String,
     /// Lower-case subtype.
     pub subtype: String,
+    /// Parameters (`charset`, `boundary`…), as written.
     pub params: Params,
 }
 
@@ -324,6 +333,7 @@ impl fmt::Display for MediaType {
 pub struct EventHeader {
     /// Package name with template suffixes, lower-case (`presence`, `presence.winfo`).
     pub package: String,
+    /// Parameters (`id`…), as written.
     pub params: Params,
 }
 
@@ -359,6 +369,7 @@ impl fmt::Display for EventHeader {
 pub struct SubscriptionState {
     /// `active`, `pending`, `terminated` or an extension, lower-case.
     pub state: String,
+    /// Parameters (`expires`, `reason`, `retry-after`…), as written.
     pub params: Params,
 }
 

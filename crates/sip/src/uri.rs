@@ -13,7 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// A URI as it appears in a Request-URI or a name-addr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Uri {
+    /// `sip:` or `sips:` (RFC 3261 §19.1).
     Sip(SipUri),
+    /// `tel:` (RFC 3966).
     Tel(TelUri),
     /// Any other scheme, kept verbatim.
     Absolute(AbsoluteUri),
@@ -22,6 +24,7 @@ pub enum Uri {
 /// A URI with a scheme the server does not interpret (`http:`, `urn:`, `im:`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AbsoluteUri {
+    /// The scheme as written, without the colon.
     pub scheme: String,
     /// Everything after the colon, verbatim.
     pub opaque: String,
@@ -32,7 +35,9 @@ pub struct AbsoluteUri {
 pub enum Host {
     /// A DNS name, as written (compare case-insensitively).
     Name(String),
+    /// An IPv4 address.
     V4(Ipv4Addr),
+    /// An IPv6 address; written inside `[` `]`.
     V6(Ipv6Addr),
 }
 
@@ -41,9 +46,14 @@ pub enum Host {
 pub struct SipUri {
     /// True for `sips:`.
     pub secure: bool,
+    /// The user part, percent-decoded (it may hold any character, even NUL:
+    /// RFC 4475 `escnull`).
     pub user: Option<String>,
+    /// The password part, percent-decoded (only with a user part).
     pub password: Option<String>,
+    /// The host.
     pub host: Host,
+    /// The port, if written.
     pub port: Option<u16>,
     /// URI parameters (`transport`, `lr`, `maddr`, `gr`, `ob`…), decoded.
     pub params: Params,
@@ -56,6 +66,7 @@ pub struct SipUri {
 pub struct TelUri {
     /// The number with its visual separators, e.g. `+1-201-555-0123`.
     pub number: String,
+    /// Parameters (`phone-context`, `ext`…), decoded.
     pub params: Params,
 }
 
