@@ -16,6 +16,18 @@ header section, or after the last line (with its CRLF) of the body.
 
 Run `python3 torture_source.py` from this directory to regenerate; run it with
 `--check` to verify the committed .dat files match.
+
+Provenance. The RFC texts themselves were not at hand when this was written,
+so the messages were transcribed from public copies of them (comment copies
+of every RFC 4475 message, test strings with explicit escapes for the <hex>
+parts and the mpart01 binary, and copies of RFC 5118's Appendix A files) and
+cross-checked: every Content-Length the RFC means to be right matches its
+body (wsinv, esc01, longreq... 150; mpart01 553, which also pins the 342-octet
+PKCS#7 part), the <repeat> counts match the expanded copies, and the details
+that look like typos are the RFC's own (trws "host1.examle.com", dblreq
+"m =video", baddn ending without the blank line, multi01 and mcl01 bodies
+ending in an extra CRLF). Comparing against the Appendix A archives
+(base64 tarballs at the end of each RFC) is the remaining check.
 """
 import os
 import re
