@@ -10,6 +10,7 @@ pub mod address;
 pub mod directory;
 pub mod im;
 pub mod policy;
+pub mod presence;
 pub mod privacy;
 
 pub use address::{Address, AddressError};

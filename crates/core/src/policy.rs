@@ -37,6 +37,19 @@ impl PolicyKind for ImPolicy {
     const KIND: &'static str = "im";
 }
 
+/// The privacy policy of a user (Skype for Business "privacy mode").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyPolicy {
+    /// Only people in the user's contact list see their presence; others
+    /// wait for the user's decision (watcher info).
+    pub privacy_mode: bool,
+}
+
+impl PolicyKind for PrivacyPolicy {
+    const KIND: &'static str = "privacy";
+}
+
 /// Lays `over` (a partial document) over `base`, field by field.
 pub fn overlay(base: &serde_json::Value, over: &serde_json::Value) -> serde_json::Value {
     match (base, over) {

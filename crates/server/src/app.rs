@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::policy::PrivacyPolicy;
+use switchboard_core::presence::{ContactBook, PresenceEngine, Rules};
 use switchboard_core::{Directory, ImPolicy, Policies, PolicyKind};
 use switchboard_sip::Limits;
 use switchboard_sip::digest::Algorithm;
@@ -19,7 +21,7 @@ use switchboard_store::sqlite::SqliteStore;
 use tokio_rustls::TlsAcceptor;
 
 /// Policy kinds the server caches.
-const POLICY_KINDS: [&str; 1] = [ImPolicy::KIND];
+const POLICY_KINDS: [&str; 2] = [ImPolicy::KIND, PrivacyPolicy::KIND];
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -94,6 +96,9 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     directory.load(store.as_ref()).await?;
     let policies = Arc::new(Policies::new());
     policies.load(store.as_ref(), &POLICY_KINDS).await?;
+    let contacts = Arc::new(ContactBook::new());
+    contacts.load(store.as_ref()).await?;
+    let engine = Arc::new(PresenceEngine::new(Rules { away_after_ms: (config.presence.away_after_seconds * 1000) as i64 }));
     let domains = directory.domains();
     let first_domain = wanted
         .first()
@@ -143,7 +148,14 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         store: store.clone(),
         location,
         offline,
-        gate: Arc::new(switchboard_core::NoBlocking),
+        engine,
+        contacts: contacts.clone(),
+        presence: crate::sip::presence::PresenceSettings {
+            min_expires: config.presence.min_expires,
+            max_expires: config.presence.max_expires,
+            default_expires: config.presence.default_expires,
+            max_subscriptions_per_device: config.presence.max_subscriptions_per_device,
+        },
     };
     let sip = SipServer::new(
         transports.clone(),
@@ -190,6 +202,8 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         let store = store.clone();
         let directory = directory.clone();
         let policies = policies.clone();
+        let contacts = contacts.clone();
+        let sip = sip.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
@@ -199,6 +213,11 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
                         if let Err(e) = policies.load(store.as_ref(), &POLICY_KINDS).await {
                             tracing::warn!(error = %e, "cannot reload policies");
                         }
+                        if let Err(e) = contacts.load(store.as_ref()).await {
+                            tracing::warn!(error = %e, "cannot reload contact lists");
+                        }
+                        sip.presence_reevaluate();
+                        sip.end_subscriptions_to_missing_people();
                         tracing::info!(users = directory.user_count(), "directory reloaded");
                     }
                     Ok(false) => {}

@@ -47,6 +47,49 @@ pub enum Command {
     /// Policies (IM, …) at global or user scope.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Users' contact lists (groups and privacy access levels).
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Users' privacy settings.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+/// `contact …`
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Add a contact to OWNER's list, or change its group or level.
+    Add {
+        owner: String,
+        contact: String,
+        #[arg(long)]
+        group: Option<String>,
+        /// Access level: blocked, external, colleagues, workgroup or family.
+        #[arg(long)]
+        level: Option<String>,
+    },
+    /// Remove a contact from OWNER's list.
+    Remove { owner: String, contact: String },
+    /// Add many contacts to OWNER's list from a file (one `address[,group[,level]]`
+    /// per line; `-` reads standard input). Migrates lists from another system.
+    Import { owner: String, file: PathBuf },
+    /// Show OWNER's list.
+    List {
+        owner: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `privacy …`
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Turn privacy mode on or off (on: only contacts see presence).
+    Set {
+        user: String,
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        mode: bool,
+    },
 }
 
 /// `policy …`
@@ -193,6 +236,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(&cli.data, cmd).await,
         Command::Policy(PolicyCommand::Im(cmd)) => im_policy(&cli.data, cmd).await,
+        Command::Contact(cmd) => {
+            let max = match &cli.config {
+                Some(p) => Config::load(p)?.presence.max_contacts,
+                None => Config::default().presence.max_contacts,
+            };
+            contact(&cli.data, cmd, max).await
+        }
+        Command::Privacy(PrivacyCommand::Set { user, mode }) => {
+            let store = open_store(&cli.data).await?;
+            let user = parse_address(&user)?;
+            let mut fields = serde_json::Map::new();
+            fields.insert("privacy_mode".into(), serde_json::Value::Bool(mode));
+            set_policy_fields(&store, switchboard_core::policy::PrivacyPolicy::KIND, &PolicyScope::User(user.to_string()), fields).await?;
+            println!("privacy mode for {user}: {}", if mode { "on" } else { "off" });
+            Ok(())
+        }
         Command::Domain(cmd) => domain(&cli.data, cmd).await,
     }
 }
@@ -424,6 +483,93 @@ async fn im_policy(data: &Path, cmd: ImPolicyCommand) -> anyhow::Result<()> {
         }
         ImPolicyCommand::Show { json } => {
             show_policies::<switchboard_core::ImPolicy>(&store, json).await?
+        }
+    }
+    Ok(())
+}
+
+async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow::Result<()> {
+    use switchboard_core::presence::AccessLevel;
+    use switchboard_store::{ContactRecord, Contacts as _};
+    let store = open_store(data).await?;
+    match cmd {
+        ContactCommand::Add { owner, contact, group, level } => {
+            let owner = parse_address(&owner)?;
+            let contact = parse_address(&contact)?;
+            if owner == contact {
+                bail!("a user cannot be their own contact");
+            }
+            let level = match level {
+                Some(l) => Some(AccessLevel::from_token(&l).with_context(|| format!("{l:?} is not one of blocked, external, colleagues, workgroup, family"))?),
+                None => None,
+            };
+            let group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+            let entry = ContactRecord { owner: owner.to_string(), contact: contact.to_string(), group, level: level.map(|l| l.token().to_owned()), added_ms: switchboard_core::now_ms() };
+            match store.upsert_contact(&entry, max_contacts).await {
+                Ok(()) => println!("{owner}: {contact} in {}{}", entry.group.as_deref().unwrap_or("(no group)"), level.map(|l| format!(" at level {}", l.token())).unwrap_or_default()),
+                Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
+                Err(StoreError::Limit(_)) => bail!("{owner} already has {max_contacts} contacts (presence.max_contacts)"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ContactCommand::Import { owner, file } => {
+            let owner = parse_address(&owner)?;
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("cannot read standard input")?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let mut count = 0usize;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let mut fields = line.split(',').map(str::trim);
+                let contact = fields.next().unwrap_or_default();
+                let contact = Address::parse(contact).with_context(|| format!("line {}: {contact:?} is not a valid address", n + 1))?;
+                let group = fields.next().filter(|g| !g.is_empty()).map(str::to_owned);
+                let level = match fields.next().filter(|l| !l.is_empty()) {
+                    Some(l) => Some(AccessLevel::from_token(l).with_context(|| format!("line {}: {l:?} is not an access level", n + 1))?.token().to_owned()),
+                    None => None,
+                };
+                let entry = ContactRecord { owner: owner.to_string(), contact: contact.to_string(), group, level, added_ms: switchboard_core::now_ms() };
+                match store.upsert_contact(&entry, max_contacts).await {
+                    Ok(()) => count += 1,
+                    Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
+                    Err(StoreError::Limit(_)) => bail!("line {}: {owner} already has {max_contacts} contacts (presence.max_contacts); {count} imported", n + 1),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            println!("{owner}: imported {count} contacts");
+        }
+        ContactCommand::Remove { owner, contact } => {
+            let owner = parse_address(&owner)?;
+            let contact = parse_address(&contact)?;
+            match store.remove_contact(&owner.to_string(), &contact.to_string()).await {
+                Ok(()) => println!("{owner}: removed {contact}"),
+                Err(StoreError::NotFound(_)) => bail!("{contact} is not in {owner}'s contact list"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ContactCommand::List { owner, json } => {
+            let owner = parse_address(&owner)?;
+            let list = match store.list_contacts(&owner.to_string()).await {
+                Ok(l) => l,
+                Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("{owner} has no contacts");
+            } else {
+                for c in list {
+                    println!("{}\t{}\t{}", c.contact, c.group.unwrap_or_default(), c.level.unwrap_or_else(|| "default".into()));
+                }
+            }
         }
     }
     Ok(())

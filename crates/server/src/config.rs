@@ -19,6 +19,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub im: ImConfig,
+    pub presence: PresenceConfig,
     pub log: LogConfig,
 }
 
@@ -156,6 +157,30 @@ impl Default for ImConfig {
             offline_max_per_user: 500,
             offline_expiry_hours: 24 * 14,
         }
+    }
+}
+
+/// Presence and contact lists.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Seconds a device may be idle before Available turns into Away.
+    pub away_after_seconds: u64,
+    /// Shortest subscription or publication accepted (seconds); shorter gets 423.
+    pub min_expires: u32,
+    /// Longest subscription or publication granted (seconds).
+    pub max_expires: u32,
+    /// Length when the client asks for none (seconds).
+    pub default_expires: u32,
+    /// Most subscriptions one device may hold; more gets 503 with Retry-After.
+    pub max_subscriptions_per_device: usize,
+    /// Most contacts in one user's list.
+    pub max_contacts: u32,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> PresenceConfig {
+        PresenceConfig { away_after_seconds: 300, min_expires: 60, max_expires: 3600, default_expires: 3600, max_subscriptions_per_device: 2000, max_contacts: 1000 }
     }
 }
 
@@ -308,6 +333,16 @@ impl Config {
                 "im.max_body_bytes".into(),
                 "must be between 1 and limits.max_message_bytes".into(),
             ));
+        }
+        let p = &self.presence;
+        if p.min_expires == 0 || p.max_expires < p.min_expires || p.default_expires < p.min_expires || p.default_expires > p.max_expires {
+            return Err(("presence.default_expires".into(), "need 1 <= min_expires <= default_expires <= max_expires".into()));
+        }
+        if p.max_subscriptions_per_device == 0 {
+            return Err(("presence.max_subscriptions_per_device".into(), "must be at least 1".into()));
+        }
+        if p.max_contacts == 0 {
+            return Err(("presence.max_contacts".into(), "must be at least 1".into()));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err((

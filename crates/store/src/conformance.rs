@@ -1234,11 +1234,17 @@ pub async fn contacts(store: &dyn Store) {
                 added_ms: 10,
                 ..moved
             },
-            p_tina
+            p_tina.clone()
         ],
         "conformance[{A}]: contacts_naming lists every owner's entry, sorted by owner"
     );
     assert!(ok(A, "who has zoe", store.contacts_naming(&zoe).await).is_empty());
+    let all = ok(A, "all contacts", store.all_contacts().await);
+    assert!(all.contains(&p_tina) && all.contains(&c_ext), "conformance[{A}]: all_contacts holds every entry");
+    assert!(
+        all.windows(2).all(|w| (w[0].owner.as_str(), w[0].contact.as_str()) < (w[1].owner.as_str(), w[1].contact.as_str())),
+        "conformance[{A}]: all_contacts is sorted by owner then contact"
+    );
     assert_eq!(
         ok(A, "who has ext", store.contacts_naming(&ext).await),
         vec![c_ext]

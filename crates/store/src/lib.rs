@@ -119,6 +119,9 @@ pub trait Contacts: Send + Sync {
     async fn remove_contact(&self, owner: &str, contact: &str) -> StoreResult<()>;
     /// The owner's contacts sorted by group then address.
     async fn list_contacts(&self, owner: &str) -> StoreResult<Vec<ContactRecord>>;
+    /// Every entry of every list, sorted by owner then contact (the server
+    /// caches all lists to answer privacy questions without waiting).
+    async fn all_contacts(&self) -> StoreResult<Vec<ContactRecord>>;
     /// Every contact entry naming `contact` (who has this person in their list).
     async fn contacts_naming(&self, contact: &str) -> StoreResult<Vec<ContactRecord>>;
 }

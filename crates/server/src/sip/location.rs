@@ -130,7 +130,9 @@ pub struct Location {
     events: broadcast::Sender<LocationEvent>,
 }
 
-fn contact_index_key(u: &SipUri) -> String {
+/// The key under which a Contact URI is matched: user, host and port (the
+/// parameters differ between a device's registration and its dialogs).
+pub fn contact_index_key(u: &SipUri) -> String {
     format!(
         "{}@{}:{}",
         u.user.as_deref().unwrap_or("").to_ascii_lowercase(),
@@ -312,6 +314,12 @@ impl Location {
     /// but another connection from the same peer is open.
     pub fn live_flow(&self, b: &Binding, transports: &Transports) -> Option<Flow> {
         transports.live_flow(&b.flow)
+    }
+
+    /// Every live binding (to seed presence at start-up).
+    pub fn all(&self, now_ms: i64) -> Vec<Arc<Binding>> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flat_map(|v| v.iter()).filter(|b| b.expires_ms > now_ms).cloned().collect()
     }
 
     /// Number of bindings (for metrics).

@@ -4,9 +4,12 @@
 //! and back; the rules about users, policies and presence live in the core.
 
 pub mod auth;
+pub mod events;
 pub mod ids;
 pub mod location;
 mod offline;
+mod pidf_map;
+pub mod presence;
 pub mod proxy;
 pub mod registrar;
 mod routing;
@@ -18,6 +21,7 @@ use registrar::RegistrarSettings;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use switchboard_core::presence::{ContactBook, PresenceEngine};
 use switchboard_core::{Address, ContactGate, Directory, OfflineIm, Policies};
 use switchboard_sip::parse::{StartLine, parse_head};
 use switchboard_sip::transaction::{Event, Timers, TransactionLayer};
@@ -69,6 +73,11 @@ pub struct SipServer {
     /// Users with an offline delivery run in progress (true: run again).
     delivering: Mutex<HashMap<Address, bool>>,
     gate: Arc<dyn ContactGate>,
+    subscriptions: Mutex<events::Subscriptions>,
+    publications: Mutex<HashMap<String, presence::Publication>>,
+    pub engine: Arc<PresenceEngine>,
+    pub contacts: Arc<ContactBook>,
+    presence_settings: presence::PresenceSettings,
 }
 
 /// The services the SIP front door is built on.
@@ -78,7 +87,9 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub location: Arc<Location>,
     pub offline: OfflineIm,
-    pub gate: Arc<dyn ContactGate>,
+    pub engine: Arc<PresenceEngine>,
+    pub contacts: Arc<ContactBook>,
+    pub presence: presence::PresenceSettings,
 }
 
 /// The option tags this server supports (Supported, and accepted in Require).
@@ -112,7 +123,12 @@ impl SipServer {
             proxy: Mutex::new(proxy::ProxyState::default()),
             offline: services.offline,
             delivering: Mutex::new(HashMap::new()),
-            gate: services.gate,
+            gate: services.contacts.clone(),
+            subscriptions: Mutex::new(events::Subscriptions::default()),
+            publications: Mutex::new(HashMap::new()),
+            engine: services.engine,
+            contacts: services.contacts,
+            presence_settings: services.presence,
         });
         server
             .transports
@@ -128,6 +144,8 @@ impl SipServer {
     /// clean-up.
     pub fn start(self: &Arc<Self>) {
         self.start_offline();
+        self.start_events();
+        self.start_presence();
         let me = self.clone();
         tokio::spawn(async move { me.timer_loop().await });
         let me = self.clone();
@@ -351,7 +369,8 @@ impl SipServer {
                 }
             }
             Event::StrayResponse { response, flow } => {
-                tracing::debug!(%flow, status = response.status, "stray response dropped");
+                tracing::debug!(%flow, status = response.status, "stray response");
+                self.forward_stray_2xx(response);
             }
             Event::ServerGaveUp { key } => {
                 tracing::debug!(branch = %key.branch, method = %key.method, "server transaction ended without completion");
@@ -392,6 +411,8 @@ impl SipServer {
             Method::Register => self.on_register(&key, &req, &flow),
             Method::Options if self.is_for_server(&req.uri) => self.on_options(&key, &req),
             Method::Cancel => self.on_cancel(&key, &req),
+            Method::Subscribe => self.on_subscribe(&key, &req, &flow),
+            Method::Publish => self.on_publish(&key, &req, &flow),
             _ => self.route_request(key, req, flow),
         }
     }

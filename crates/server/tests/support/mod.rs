@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod interop;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

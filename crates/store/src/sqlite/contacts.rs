@@ -118,4 +118,15 @@ impl Contacts for SqliteStore {
         .map_err(db("find contacts naming"))?;
         rows.iter().map(contact_from_row).collect()
     }
+
+    async fn all_contacts(&self) -> StoreResult<Vec<ContactRecord>> {
+        let rows = sqlx::query(
+            "SELECT owner, contact, group_name, level, added_ms FROM contacts \
+             ORDER BY owner, contact",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list all contacts"))?;
+        rows.iter().map(contact_from_row).collect()
+    }
 }
