@@ -324,8 +324,7 @@ async fn baresip_users_register_and_exchange_messages_both_ways() {
 
     // bob → alice
     let to_alice = format!("Hi Alice, Bob answering ({nonce})");
-    let to_alice_sent = format!("{to_alice}!");
-    bob.send_message(&to_alice_sent);
+    bob.send_message(&to_alice);
     let got = alice.wait_for_im(&format!("sip:bob@{DOMAIN}"), &to_alice);
     assert!(
         got.is_some(),

@@ -188,9 +188,7 @@ impl Sipp {
         let ok = self.counter("SuccessfulCall");
         let failed = self.counter("FailedCall");
         assert!(
-            status.is_some_and(|s| s.code() == Some(0))
-                && ok == Some(calls)
-                && failed == Some(0),
+            status.is_some_and(|s| s.code() == Some(0)) && ok == Some(calls) && failed == Some(0),
             "{context}: SIPp `{}` should exit 0 with {calls} successful and 0 failed calls; \
              got exit {status:?}, successful {ok:?}, failed {failed:?}\n{}",
             self.name,

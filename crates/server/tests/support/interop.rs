@@ -100,7 +100,12 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// The lines of a text file (empty when it does not exist yet).
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).lines().map(str::to_owned).collect())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -150,8 +155,14 @@ impl ProcessGuard {
                 File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display())),
             ))
         });
-        let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>);
-        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
         for stream in [stdout, stderr].into_iter().flatten() {
             if let Ok(mut c) = captured.0.lock() {
                 c.open += 1;
