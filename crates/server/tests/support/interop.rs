@@ -109,6 +109,12 @@ pub fn read_lines(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The first `n` lines of a text file, for failure messages.
+pub fn head(path: &Path, n: usize) -> String {
+    let lines = read_lines(path);
+    lines[..n.min(lines.len())].join("\n")
+}
+
 /// The last `n` lines of a text file, for failure messages.
 pub fn tail(path: &Path, n: usize) -> String {
     let lines = read_lines(path);
