@@ -134,7 +134,6 @@ struct Captured {
 /// error are read line by line into memory (and copied to a log file when
 /// one is given); its standard input can be kept open as a pipe.
 pub struct ProcessGuard {
-    name: String,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
     captured: Arc<(Mutex<Captured>, Condvar)>,
@@ -208,17 +207,11 @@ impl ProcessGuard {
         }
         let stdin = child.stdin.take();
         ProcessGuard {
-            name: name.to_owned(),
             child: Some(child),
             stdin,
             captured,
             status: None,
         }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// Everything the process printed so far, one entry per line.
@@ -228,11 +221,6 @@ impl ProcessGuard {
             .lock()
             .map(|c| c.lines.clone())
             .unwrap_or_default()
-    }
-
-    /// Everything the process printed so far, as one text.
-    pub fn output(&self) -> String {
-        self.lines().join("\n")
     }
 
     /// Waits until a line printed by the process (from the start) satisfies
@@ -289,14 +277,6 @@ impl ProcessGuard {
         }
     }
 
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         self.stdin.take();
@@ -308,11 +288,6 @@ impl ProcessGuard {
                 self.status.get_or_insert(s);
             }
         }
-    }
-
-    /// The name given at spawn, for messages.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 
