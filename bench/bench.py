@@ -1315,8 +1315,9 @@ def markdown(result: dict) -> str:
         if r.get("status") == "ok" and w and w["background_cpu_s"] > 0.02 * NCPU * w["wall_s"]:
             top = ", ".join(f"{k} {v:g}s" for k, v in w["background_top"].items())
             out.append(f"WARNING: the machine was not quiet during the {name} window: other processes used "
-                       f"{w['background_cpu_s']:g} CPU-s in {w['wall_s']:g} s ({top}); rates and latencies "
-                       f"are disturbed, CPU per operation much less so.")
+                       f"{w['background_cpu_s']:g} CPU-s in {w['wall_s']:g} s ({top}); rates, latencies "
+                       f"and CPU per operation are all disturbed (Kamailio's CPU per operation rose by up to "
+                       f"~25 % in such runs).")
     ratio = result.get("ratio_switchboard_over_kamailio_ops_per_cpu_s")
     unit = "NOTIFYs" if sc == "presence" else "operations"
     if ratio is not None:
