@@ -114,7 +114,7 @@ impl OfflineIm {
         recipient: &Address,
     ) -> Result<Vec<(i64, InstantMessage, u32)>, StoreError> {
         let rows = store.pending_offline(&recipient.to_string()).await?;
-        Ok(rows.into_iter().filter_map(|r| to_domain(r)).collect())
+        Ok(rows.into_iter().filter_map(to_domain).collect())
     }
 
     /// Records a successful delivery (the message is deleted).

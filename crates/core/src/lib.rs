@@ -7,6 +7,8 @@
 //! one from a SIP phone take the same path.
 
 pub mod address;
+pub mod conference;
+pub mod conversation;
 pub mod directory;
 pub mod im;
 pub mod policy;

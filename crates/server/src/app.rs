@@ -98,7 +98,9 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     policies.load(store.as_ref(), &POLICY_KINDS).await?;
     let contacts = Arc::new(ContactBook::new());
     contacts.load(store.as_ref()).await?;
-    let engine = Arc::new(PresenceEngine::new(Rules { away_after_ms: (config.presence.away_after_seconds * 1000) as i64 }));
+    let engine = Arc::new(PresenceEngine::new(Rules {
+        away_after_ms: (config.presence.away_after_seconds * 1000) as i64,
+    }));
     let domains = directory.domains();
     let first_domain = wanted
         .first()

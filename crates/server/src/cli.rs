@@ -248,8 +248,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let user = parse_address(&user)?;
             let mut fields = serde_json::Map::new();
             fields.insert("privacy_mode".into(), serde_json::Value::Bool(mode));
-            set_policy_fields(&store, switchboard_core::policy::PrivacyPolicy::KIND, &PolicyScope::User(user.to_string()), fields).await?;
-            println!("privacy mode for {user}: {}", if mode { "on" } else { "off" });
+            set_policy_fields(
+                &store,
+                switchboard_core::policy::PrivacyPolicy::KIND,
+                &PolicyScope::User(user.to_string()),
+                fields,
+            )
+            .await?;
+            println!(
+                "privacy mode for {user}: {}",
+                if mode { "on" } else { "off" }
+            );
             Ok(())
         }
         Command::Domain(cmd) => domain(&cli.data, cmd).await,
@@ -493,22 +502,43 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
     use switchboard_store::{ContactRecord, Contacts as _};
     let store = open_store(data).await?;
     match cmd {
-        ContactCommand::Add { owner, contact, group, level } => {
+        ContactCommand::Add {
+            owner,
+            contact,
+            group,
+            level,
+        } => {
             let owner = parse_address(&owner)?;
             let contact = parse_address(&contact)?;
             if owner == contact {
                 bail!("a user cannot be their own contact");
             }
             let level = match level {
-                Some(l) => Some(AccessLevel::from_token(&l).with_context(|| format!("{l:?} is not one of blocked, external, colleagues, workgroup, family"))?),
+                Some(l) => Some(AccessLevel::from_token(&l).with_context(|| {
+                    format!("{l:?} is not one of blocked, external, colleagues, workgroup, family")
+                })?),
                 None => None,
             };
             let group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
-            let entry = ContactRecord { owner: owner.to_string(), contact: contact.to_string(), group, level: level.map(|l| l.token().to_owned()), added_ms: switchboard_core::now_ms() };
+            let entry = ContactRecord {
+                owner: owner.to_string(),
+                contact: contact.to_string(),
+                group,
+                level: level.map(|l| l.token().to_owned()),
+                added_ms: switchboard_core::now_ms(),
+            };
             match store.upsert_contact(&entry, max_contacts).await {
-                Ok(()) => println!("{owner}: {contact} in {}{}", entry.group.as_deref().unwrap_or("(no group)"), level.map(|l| format!(" at level {}", l.token())).unwrap_or_default()),
+                Ok(()) => println!(
+                    "{owner}: {contact} in {}{}",
+                    entry.group.as_deref().unwrap_or("(no group)"),
+                    level
+                        .map(|l| format!(" at level {}", l.token()))
+                        .unwrap_or_default()
+                ),
                 Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
-                Err(StoreError::Limit(_)) => bail!("{owner} already has {max_contacts} contacts (presence.max_contacts)"),
+                Err(StoreError::Limit(_)) => {
+                    bail!("{owner} already has {max_contacts} contacts (presence.max_contacts)")
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -516,10 +546,12 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
             let owner = parse_address(&owner)?;
             let text = if file.as_os_str() == "-" {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("cannot read standard input")?;
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .context("cannot read standard input")?;
                 s
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
             };
             let mut count = 0usize;
             for (n, line) in text.lines().enumerate() {
@@ -529,17 +561,35 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
                 }
                 let mut fields = line.split(',').map(str::trim);
                 let contact = fields.next().unwrap_or_default();
-                let contact = Address::parse(contact).with_context(|| format!("line {}: {contact:?} is not a valid address", n + 1))?;
+                let contact = Address::parse(contact).with_context(|| {
+                    format!("line {}: {contact:?} is not a valid address", n + 1)
+                })?;
                 let group = fields.next().filter(|g| !g.is_empty()).map(str::to_owned);
                 let level = match fields.next().filter(|l| !l.is_empty()) {
-                    Some(l) => Some(AccessLevel::from_token(l).with_context(|| format!("line {}: {l:?} is not an access level", n + 1))?.token().to_owned()),
+                    Some(l) => Some(
+                        AccessLevel::from_token(l)
+                            .with_context(|| {
+                                format!("line {}: {l:?} is not an access level", n + 1)
+                            })?
+                            .token()
+                            .to_owned(),
+                    ),
                     None => None,
                 };
-                let entry = ContactRecord { owner: owner.to_string(), contact: contact.to_string(), group, level, added_ms: switchboard_core::now_ms() };
+                let entry = ContactRecord {
+                    owner: owner.to_string(),
+                    contact: contact.to_string(),
+                    group,
+                    level,
+                    added_ms: switchboard_core::now_ms(),
+                };
                 match store.upsert_contact(&entry, max_contacts).await {
                     Ok(()) => count += 1,
                     Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
-                    Err(StoreError::Limit(_)) => bail!("line {}: {owner} already has {max_contacts} contacts (presence.max_contacts); {count} imported", n + 1),
+                    Err(StoreError::Limit(_)) => bail!(
+                        "line {}: {owner} already has {max_contacts} contacts (presence.max_contacts); {count} imported",
+                        n + 1
+                    ),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -548,7 +598,10 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
         ContactCommand::Remove { owner, contact } => {
             let owner = parse_address(&owner)?;
             let contact = parse_address(&contact)?;
-            match store.remove_contact(&owner.to_string(), &contact.to_string()).await {
+            match store
+                .remove_contact(&owner.to_string(), &contact.to_string())
+                .await
+            {
                 Ok(()) => println!("{owner}: removed {contact}"),
                 Err(StoreError::NotFound(_)) => bail!("{contact} is not in {owner}'s contact list"),
                 Err(e) => return Err(e.into()),
@@ -567,7 +620,12 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
                 println!("{owner} has no contacts");
             } else {
                 for c in list {
-                    println!("{}\t{}\t{}", c.contact, c.group.unwrap_or_default(), c.level.unwrap_or_else(|| "default".into()));
+                    println!(
+                        "{}\t{}\t{}",
+                        c.contact,
+                        c.group.unwrap_or_default(),
+                        c.level.unwrap_or_else(|| "default".into())
+                    );
                 }
             }
         }

@@ -92,9 +92,10 @@ pub struct AuthConfig {
     /// How long a nonce stays valid (seconds); then the client gets `stale=true`.
     pub nonce_lifetime: u64,
     /// Algorithms offered, one challenge each, in this order (`MD5`, `SHA-256`,
-    /// `SHA-512-256`). MD5 comes first by default because widely deployed clients
-    /// (SIPp 3.6, baresip 1.0) fail on a first challenge they cannot compute
-    /// instead of picking the next one, as RFC 8760 asks.
+    /// `SHA-512-256`). Only MD5 by default: widely deployed clients (baresip
+    /// 1.0 with libre 1.1) give up when any challenge uses an algorithm they
+    /// lack, instead of picking one they know as RFC 8760 asks. Offer
+    /// `["SHA-256", "MD5"]` when every client copes (docs/DECISIONS.md).
     pub algorithms: Vec<String>,
 }
 
@@ -102,7 +103,7 @@ impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {
             nonce_lifetime: 300,
-            algorithms: vec!["MD5".into(), "SHA-256".into()],
+            algorithms: vec!["MD5".into()],
         }
     }
 }
@@ -180,7 +181,14 @@ pub struct PresenceConfig {
 
 impl Default for PresenceConfig {
     fn default() -> PresenceConfig {
-        PresenceConfig { away_after_seconds: 300, min_expires: 60, max_expires: 3600, default_expires: 3600, max_subscriptions_per_device: 2000, max_contacts: 1000 }
+        PresenceConfig {
+            away_after_seconds: 300,
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_subscriptions_per_device: 2000,
+            max_contacts: 1000,
+        }
     }
 }
 
@@ -335,11 +343,21 @@ impl Config {
             ));
         }
         let p = &self.presence;
-        if p.min_expires == 0 || p.max_expires < p.min_expires || p.default_expires < p.min_expires || p.default_expires > p.max_expires {
-            return Err(("presence.default_expires".into(), "need 1 <= min_expires <= default_expires <= max_expires".into()));
+        if p.min_expires == 0
+            || p.max_expires < p.min_expires
+            || p.default_expires < p.min_expires
+            || p.default_expires > p.max_expires
+        {
+            return Err((
+                "presence.default_expires".into(),
+                "need 1 <= min_expires <= default_expires <= max_expires".into(),
+            ));
         }
         if p.max_subscriptions_per_device == 0 {
-            return Err(("presence.max_subscriptions_per_device".into(), "must be at least 1".into()));
+            return Err((
+                "presence.max_subscriptions_per_device".into(),
+                "must be at least 1".into(),
+            ));
         }
         if p.max_contacts == 0 {
             return Err(("presence.max_contacts".into(), "must be at least 1".into()));

@@ -27,7 +27,8 @@ async fn query(ua: &Ua) -> Response {
 
 #[tokio::test]
 async fn registers_over_udp_tcp_and_tls_with_md5_and_sha256() {
-    let server = Server::with_users(&["alice"]);
+    let server =
+        Server::with_users_and_config(&["alice"], "[auth]\nalgorithms = [\"SHA-256\", \"MD5\"]\n");
     for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ua = server.ua("alice", transport).await;
@@ -72,6 +73,11 @@ async fn wrong_password_and_unknown_user_get_the_same_challenge() {
     .await
     .expect("ua");
     let r1 = wrong.register(600).await.expect("answer");
+    assert_eq!(
+        r1.headers.www_authenticate().expect("challenges").len(),
+        1,
+        "MD5 only by default"
+    );
     let ghost = Ua::connect(UaConfig::new(
         Transport::Udp,
         server.udp,
@@ -420,4 +426,15 @@ async fn registrations_survive_a_restart() {
     );
     let listed = contacts(&query(&ua).await);
     assert_eq!(listed, vec![ua.contact_uri().to_string()]);
+}
+
+#[tokio::test]
+async fn responses_tell_the_client_its_address_rport() {
+    let server = Server::with_users(&["alice"]);
+    let ua = server.ua("alice", Transport::Udp).await;
+    let resp = ua.register(600).await.expect("register");
+    let via = resp.headers.top_via().expect("via");
+    let local = ua.local_addr();
+    assert_eq!(via.params.value("rport"), Some(local.port().to_string().as_str()));
+    assert_eq!(via.params.value("received"), Some(local.ip().to_string().as_str()));
 }

@@ -1240,9 +1240,14 @@ pub async fn contacts(store: &dyn Store) {
     );
     assert!(ok(A, "who has zoe", store.contacts_naming(&zoe).await).is_empty());
     let all = ok(A, "all contacts", store.all_contacts().await);
-    assert!(all.contains(&p_tina) && all.contains(&c_ext), "conformance[{A}]: all_contacts holds every entry");
     assert!(
-        all.windows(2).all(|w| (w[0].owner.as_str(), w[0].contact.as_str()) < (w[1].owner.as_str(), w[1].contact.as_str())),
+        all.contains(&p_tina) && all.contains(&c_ext),
+        "conformance[{A}]: all_contacts holds every entry"
+    );
+    assert!(
+        all.windows(2)
+            .all(|w| (w[0].owner.as_str(), w[0].contact.as_str())
+                < (w[1].owner.as_str(), w[1].contact.as_str())),
         "conformance[{A}]: all_contacts is sorted by owner then contact"
     );
     assert_eq!(

@@ -39,7 +39,13 @@ pub struct DeviceState {
 impl DeviceState {
     /// A device known only from its registration.
     pub fn registered(now_ms: i64) -> DeviceState {
-        DeviceState { state: PresenceState::available(), user_set: false, idle_since_ms: None, updated_ms: now_ms, source: Source::Registered }
+        DeviceState {
+            state: PresenceState::available(),
+            user_set: false,
+            idle_since_ms: None,
+            updated_ms: now_ms,
+            source: Source::Registered,
+        }
     }
 }
 
@@ -53,7 +59,9 @@ pub struct Rules {
 impl Default for Rules {
     /// Five minutes, as Skype for Business does by default.
     fn default() -> Rules {
-        Rules { away_after_ms: 5 * 60 * 1000 }
+        Rules {
+            away_after_ms: 5 * 60 * 1000,
+        }
     }
 }
 
@@ -77,8 +85,16 @@ pub fn aggregate(devices: &[&DeviceState], now_ms: i64, rules: &Rules) -> Presen
     if devices.is_empty() {
         return PresenceState::offline();
     }
-    let latest_note = devices.iter().filter(|d| d.state.note.is_some()).max_by_key(|d| d.updated_ms).and_then(|d| d.state.note.clone());
-    if let Some(user) = devices.iter().filter(|d| d.user_set).max_by_key(|d| d.updated_ms) {
+    let latest_note = devices
+        .iter()
+        .filter(|d| d.state.note.is_some())
+        .max_by_key(|d| d.updated_ms)
+        .and_then(|d| d.state.note.clone());
+    if let Some(user) = devices
+        .iter()
+        .filter(|d| d.user_set)
+        .max_by_key(|d| d.updated_ms)
+    {
         let mut s = user.state.clone();
         s.idle = false;
         if s.note.is_none() {
@@ -94,10 +110,16 @@ pub fn aggregate(devices: &[&DeviceState], now_ms: i64, rules: &Rules) -> Presen
         .unwrap_or_else(PresenceState::offline);
     let mut s = winner;
     if s.availability == Availability::Offline {
-        return PresenceState { note: latest_note, ..PresenceState::offline() };
+        return PresenceState {
+            note: latest_note,
+            ..PresenceState::offline()
+        };
     }
     if s.activity.is_none()
-        && let Some(d) = devices.iter().filter(|d| d.state.activity.is_some()).max_by_key(|d| d.updated_ms)
+        && let Some(d) = devices
+            .iter()
+            .filter(|d| d.state.activity.is_some())
+            .max_by_key(|d| d.updated_ms)
     {
         s.activity = d.state.activity;
         if s.meeting.is_none() {
@@ -114,7 +136,13 @@ mod tests {
     use crate::presence::model::Activity;
 
     fn dev(a: Availability, user_set: bool, at: i64) -> DeviceState {
-        DeviceState { state: PresenceState::with(a), user_set, idle_since_ms: None, updated_ms: at, source: Source::Published }
+        DeviceState {
+            state: PresenceState::with(a),
+            user_set,
+            idle_since_ms: None,
+            updated_ms: at,
+            source: Source::Published,
+        }
     }
 
     fn agg(devs: &[DeviceState], now: i64) -> PresenceState {
@@ -128,20 +156,37 @@ mod tests {
 
     #[test]
     fn registered_without_publishing_is_available() {
-        assert_eq!(agg(&[DeviceState::registered(0)], 0).availability, Availability::Available);
+        assert_eq!(
+            agg(&[DeviceState::registered(0)], 0).availability,
+            Availability::Available
+        );
     }
 
     #[test]
     fn user_set_state_beats_machine_states() {
-        let devs = [dev(Availability::Available, false, 10), dev(Availability::DoNotDisturb, true, 5)];
+        let devs = [
+            dev(Availability::Available, false, 10),
+            dev(Availability::DoNotDisturb, true, 5),
+        ];
         assert_eq!(agg(&devs, 20).availability, Availability::DoNotDisturb);
-        let newer = [dev(Availability::Busy, true, 5), dev(Availability::BeRightBack, true, 9)];
-        assert_eq!(agg(&newer, 20).availability, Availability::BeRightBack, "the most recent user choice wins");
+        let newer = [
+            dev(Availability::Busy, true, 5),
+            dev(Availability::BeRightBack, true, 9),
+        ];
+        assert_eq!(
+            agg(&newer, 20).availability,
+            Availability::BeRightBack,
+            "the most recent user choice wins"
+        );
     }
 
     #[test]
     fn most_available_device_wins() {
-        let devs = [dev(Availability::Away, false, 10), dev(Availability::Available, false, 5), dev(Availability::Offline, false, 11)];
+        let devs = [
+            dev(Availability::Away, false, 10),
+            dev(Availability::Available, false, 5),
+            dev(Availability::Offline, false, 11),
+        ];
         assert_eq!(agg(&devs, 20).availability, Availability::Available);
     }
 
@@ -149,13 +194,22 @@ mod tests {
     fn idle_turns_available_into_away_after_the_configured_time() {
         let mut d = dev(Availability::Available, false, 0);
         d.idle_since_ms = Some(1_000);
-        let rules = Rules { away_after_ms: 60_000 };
+        let rules = Rules {
+            away_after_ms: 60_000,
+        };
         let early = aggregate(&[&d], 30_000, &rules);
-        assert_eq!((early.availability, early.idle, early.number()), (Availability::Available, true, 5000));
+        assert_eq!(
+            (early.availability, early.idle, early.number()),
+            (Availability::Available, true, 5000)
+        );
         let late = aggregate(&[&d], 61_000, &rules);
         assert_eq!(late.availability, Availability::Away);
         let active = dev(Availability::Available, false, 0);
-        assert_eq!(aggregate(&[&d, &active], 61_000, &rules).availability, Availability::Available, "an active device beats an idle one");
+        assert_eq!(
+            aggregate(&[&d, &active], 61_000, &rules).availability,
+            Availability::Available,
+            "an active device beats an idle one"
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub struct ContactBook {
 }
 
 fn to_entry(r: &ContactRecord) -> Option<ContactEntry> {
-    Some(ContactEntry { contact: Address::parse(&r.contact).ok()?, group: r.group.clone(), level: r.level.as_deref().and_then(AccessLevel::from_token) })
+    Some(ContactEntry {
+        contact: Address::parse(&r.contact).ok()?,
+        group: r.group.clone(),
+        level: r.level.as_deref().and_then(AccessLevel::from_token),
+    })
 }
 
 impl ContactBook {
@@ -41,22 +45,39 @@ impl ContactBook {
         let rows = store.all_contacts().await?;
         let mut by_owner: HashMap<Address, HashMap<Address, ContactEntry>> = HashMap::new();
         for r in &rows {
-            let (Ok(owner), Some(entry)) = (Address::parse(&r.owner), to_entry(r)) else { continue };
-            by_owner.entry(owner).or_default().insert(entry.contact.clone(), entry);
+            let (Ok(owner), Some(entry)) = (Address::parse(&r.owner), to_entry(r)) else {
+                continue;
+            };
+            by_owner
+                .entry(owner)
+                .or_default()
+                .insert(entry.contact.clone(), entry);
         }
-        let map: HashMap<Address, ContactList> = by_owner.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let map: HashMap<Address, ContactList> = by_owner
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
         *self.lists.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
         Ok(())
     }
 
     /// `owner`'s list (empty if they have none).
     pub fn list(&self, owner: &Address) -> ContactList {
-        self.lists.read().unwrap_or_else(|p| p.into_inner()).get(owner).cloned().unwrap_or_default()
+        self.lists
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(owner)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `owner`'s entry for `contact`, if any.
     pub fn entry(&self, owner: &Address, contact: &Address) -> Option<ContactEntry> {
-        self.lists.read().unwrap_or_else(|p| p.into_inner()).get(owner).and_then(|l| l.get(contact).cloned())
+        self.lists
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(owner)
+            .and_then(|l| l.get(contact).cloned())
     }
 }
 
@@ -64,6 +85,7 @@ impl ContactBook {
 /// level does not receive their messages or invitations.
 impl crate::privacy::ContactGate for ContactBook {
     fn is_blocked(&self, recipient: &Address, sender: &Address) -> bool {
-        self.entry(recipient, sender).is_some_and(|e| e.level == Some(AccessLevel::Blocked))
+        self.entry(recipient, sender)
+            .is_some_and(|e| e.level == Some(AccessLevel::Blocked))
     }
 }

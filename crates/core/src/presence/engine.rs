@@ -35,7 +35,11 @@ impl PresenceEngine {
     /// An engine with these aggregation rules.
     pub fn new(rules: Rules) -> PresenceEngine {
         let (changes, _) = broadcast::channel(65_536);
-        PresenceEngine { people: Mutex::new(HashMap::new()), changes, rules }
+        PresenceEngine {
+            people: Mutex::new(HashMap::new()),
+            changes,
+            rules,
+        }
     }
 
     /// Subscribes to presence changes.
@@ -52,7 +56,10 @@ impl PresenceEngine {
         let state = aggregate(&devices, now_ms, &self.rules);
         if p.current.as_ref() != Some(&state) {
             p.current = Some(state.clone());
-            let _ = self.changes.send(PresenceChange { person: person.clone(), state });
+            let _ = self.changes.send(PresenceChange {
+                person: person.clone(),
+                state,
+            });
         }
     }
 
@@ -69,17 +76,28 @@ impl PresenceEngine {
     pub fn device_registered(&self, person: &Address, device: &str, now_ms: i64) {
         let mut people = self.lock();
         let p = people.entry(person.clone()).or_default();
-        p.devices.entry(device.to_owned()).or_insert_with(|| DeviceState::registered(now_ms));
+        p.devices
+            .entry(device.to_owned())
+            .or_insert_with(|| DeviceState::registered(now_ms));
         self.recompute(person, p, now_ms);
     }
 
     /// A device's publication ended: it falls back to its registration if it
     /// is still registered, else it is gone.
-    pub fn publication_ended(&self, person: &Address, device: &str, still_registered: bool, now_ms: i64) {
+    pub fn publication_ended(
+        &self,
+        person: &Address,
+        device: &str,
+        still_registered: bool,
+        now_ms: i64,
+    ) {
         let mut people = self.lock();
-        let Some(p) = people.get_mut(person) else { return };
+        let Some(p) = people.get_mut(person) else {
+            return;
+        };
         if still_registered {
-            p.devices.insert(device.to_owned(), DeviceState::registered(now_ms));
+            p.devices
+                .insert(device.to_owned(), DeviceState::registered(now_ms));
         } else {
             p.devices.remove(device);
         }
@@ -89,7 +107,9 @@ impl PresenceEngine {
     /// A device signed out (its registration ended).
     pub fn device_gone(&self, person: &Address, device: &str, now_ms: i64) {
         let mut people = self.lock();
-        let Some(p) = people.get_mut(person) else { return };
+        let Some(p) = people.get_mut(person) else {
+            return;
+        };
         if p.devices.remove(device).is_none() {
             return;
         }
@@ -101,19 +121,29 @@ impl PresenceEngine {
 
     /// The current aggregated presence of `person`.
     pub fn current(&self, person: &Address) -> PresenceState {
-        self.lock().get(person).and_then(|p| p.current.clone()).unwrap_or_else(PresenceState::offline)
+        self.lock()
+            .get(person)
+            .and_then(|p| p.current.clone())
+            .unwrap_or_else(PresenceState::offline)
     }
 
     /// Whether `device` of `person` has published (rather than only registered).
     pub fn has_published(&self, person: &Address, device: &str) -> bool {
-        self.lock().get(person).and_then(|p| p.devices.get(device)).is_some_and(|d| d.source == Source::Published)
+        self.lock()
+            .get(person)
+            .and_then(|p| p.devices.get(device))
+            .is_some_and(|d| d.source == Source::Published)
     }
 
     /// Re-evaluates everyone whose presence depends on time (idle devices
     /// turning Away); call periodically.
     pub fn tick(&self, now_ms: i64) {
         let mut people = self.lock();
-        let idle: Vec<Address> = people.iter().filter(|(_, p)| p.devices.values().any(|d| d.idle_since_ms.is_some())).map(|(a, _)| a.clone()).collect();
+        let idle: Vec<Address> = people
+            .iter()
+            .filter(|(_, p)| p.devices.values().any(|d| d.idle_since_ms.is_some()))
+            .map(|(a, _)| a.clone())
+            .collect();
         for a in idle {
             if let Some(p) = people.get_mut(&a) {
                 self.recompute(&a, p, now_ms);
@@ -136,15 +166,33 @@ mod tests {
         let engine = PresenceEngine::new(Rules::default());
         let mut rx = engine.changes();
         engine.device_registered(&alice(), "phone", 0);
-        assert_eq!(rx.recv().await.expect("change").state.availability, Availability::Available);
-        let busy = DeviceState { state: PresenceState::with(Availability::Busy), user_set: true, idle_since_ms: None, updated_ms: 1, source: Source::Published };
+        assert_eq!(
+            rx.recv().await.expect("change").state.availability,
+            Availability::Available
+        );
+        let busy = DeviceState {
+            state: PresenceState::with(Availability::Busy),
+            user_set: true,
+            idle_since_ms: None,
+            updated_ms: 1,
+            source: Source::Published,
+        };
         engine.set_device(&alice(), "phone", busy, 1);
-        assert_eq!(rx.recv().await.expect("change").state.availability, Availability::Busy);
+        assert_eq!(
+            rx.recv().await.expect("change").state.availability,
+            Availability::Busy
+        );
         assert!(engine.has_published(&alice(), "phone"));
         engine.publication_ended(&alice(), "phone", true, 2);
-        assert_eq!(rx.recv().await.expect("change").state.availability, Availability::Available);
+        assert_eq!(
+            rx.recv().await.expect("change").state.availability,
+            Availability::Available
+        );
         engine.device_gone(&alice(), "phone", 3);
-        assert_eq!(rx.recv().await.expect("change").state.availability, Availability::Offline);
+        assert_eq!(
+            rx.recv().await.expect("change").state.availability,
+            Availability::Offline
+        );
         assert_eq!(engine.current(&alice()), PresenceState::offline());
     }
 
@@ -156,10 +204,19 @@ mod tests {
         engine.device_registered(&alice(), "a", 0);
         let _ = rx.recv().await;
         assert!(rx.try_recv().is_err(), "no second change");
-        let idle = DeviceState { state: PresenceState::available(), user_set: false, idle_since_ms: Some(0), updated_ms: 0, source: Source::Published };
+        let idle = DeviceState {
+            state: PresenceState::available(),
+            user_set: false,
+            idle_since_ms: Some(0),
+            updated_ms: 0,
+            source: Source::Published,
+        };
         engine.set_device(&alice(), "a", idle, 10);
         assert!(rx.recv().await.expect("idle").state.idle);
         engine.tick(200);
-        assert_eq!(rx.recv().await.expect("away").state.availability, Availability::Away);
+        assert_eq!(
+            rx.recv().await.expect("away").state.availability,
+            Availability::Away
+        );
     }
 }

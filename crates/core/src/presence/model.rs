@@ -83,7 +83,9 @@ impl Availability {
 
     /// Parses a token.
     pub fn from_token(s: &str) -> Option<Availability> {
-        Availability::ALL.into_iter().find(|a| a.token().eq_ignore_ascii_case(s))
+        Availability::ALL
+            .into_iter()
+            .find(|a| a.token().eq_ignore_ascii_case(s))
     }
 
     /// How people read it.
@@ -127,7 +129,13 @@ impl Activity {
 
     /// Parses a token.
     pub fn from_token(s: &str) -> Option<Activity> {
-        [Activity::InAMeeting, Activity::InACall, Activity::OutOfOffice].into_iter().find(|a| a.token().eq_ignore_ascii_case(s))
+        [
+            Activity::InAMeeting,
+            Activity::InACall,
+            Activity::OutOfOffice,
+        ]
+        .into_iter()
+        .find(|a| a.token().eq_ignore_ascii_case(s))
     }
 
     /// How people read it.
@@ -164,17 +172,32 @@ pub struct PresenceState {
 impl PresenceState {
     /// Signed out.
     pub fn offline() -> PresenceState {
-        PresenceState { availability: Availability::Offline, idle: false, activity: None, note: None, meeting: None }
+        PresenceState {
+            availability: Availability::Offline,
+            idle: false,
+            activity: None,
+            note: None,
+            meeting: None,
+        }
     }
 
     /// Signed in and reachable, nothing more known.
     pub fn available() -> PresenceState {
-        PresenceState { availability: Availability::Available, idle: false, activity: None, note: None, meeting: None }
+        PresenceState {
+            availability: Availability::Available,
+            idle: false,
+            activity: None,
+            note: None,
+            meeting: None,
+        }
     }
 
     /// A state with just an availability.
     pub fn with(availability: Availability) -> PresenceState {
-        PresenceState { availability, ..PresenceState::offline() }
+        PresenceState {
+            availability,
+            ..PresenceState::offline()
+        }
     }
 
     /// The Skype for Business number of this state.
@@ -202,13 +225,28 @@ mod tests {
 
     #[test]
     fn sfb_ranges() {
-        assert_eq!(Availability::from_number(0), (Availability::Available, false));
-        assert_eq!(Availability::from_number(4499), (Availability::Available, false));
-        assert_eq!(Availability::from_number(4500), (Availability::Available, true));
+        assert_eq!(
+            Availability::from_number(0),
+            (Availability::Available, false)
+        );
+        assert_eq!(
+            Availability::from_number(4499),
+            (Availability::Available, false)
+        );
+        assert_eq!(
+            Availability::from_number(4500),
+            (Availability::Available, true)
+        );
         assert_eq!(Availability::from_number(6000).0, Availability::Busy);
         assert_eq!(Availability::from_number(8999), (Availability::Busy, true));
-        assert_eq!(Availability::from_number(11999).0, Availability::DoNotDisturb);
-        assert_eq!(Availability::from_number(12000).0, Availability::BeRightBack);
+        assert_eq!(
+            Availability::from_number(11999).0,
+            Availability::DoNotDisturb
+        );
+        assert_eq!(
+            Availability::from_number(12000).0,
+            Availability::BeRightBack
+        );
         assert_eq!(Availability::from_number(15000).0, Availability::Away);
         assert_eq!(Availability::from_number(17999).0, Availability::Away);
         assert_eq!(Availability::from_number(18000).0, Availability::Offline);
@@ -221,6 +259,9 @@ mod tests {
             assert_eq!(Availability::from_token(a.token()), Some(a));
         }
         assert_eq!(Activity::from_token("IN-A-CALL"), Some(Activity::InACall));
-        assert_eq!(serde_json::to_string(&Availability::DoNotDisturb).expect("json"), "\"do-not-disturb\"");
+        assert_eq!(
+            serde_json::to_string(&Availability::DoNotDisturb).expect("json"),
+            "\"do-not-disturb\""
+        );
     }
 }

@@ -39,7 +39,15 @@ impl AccessLevel {
 
     /// Parses a token.
     pub fn from_token(s: &str) -> Option<AccessLevel> {
-        [AccessLevel::Blocked, AccessLevel::External, AccessLevel::Colleagues, AccessLevel::Workgroup, AccessLevel::Family].into_iter().find(|l| l.token().eq_ignore_ascii_case(s))
+        [
+            AccessLevel::Blocked,
+            AccessLevel::External,
+            AccessLevel::Colleagues,
+            AccessLevel::Workgroup,
+            AccessLevel::Family,
+        ]
+        .into_iter()
+        .find(|l| l.token().eq_ignore_ascii_case(s))
     }
 }
 
@@ -47,8 +55,15 @@ impl AccessLevel {
 pub fn filter(state: &PresenceState, level: AccessLevel) -> PresenceState {
     match level {
         AccessLevel::Blocked => PresenceState::offline(),
-        AccessLevel::External => PresenceState { availability: state.availability, idle: state.idle, ..PresenceState::offline() },
-        AccessLevel::Colleagues | AccessLevel::Family => PresenceState { meeting: None, ..state.clone() },
+        AccessLevel::External => PresenceState {
+            availability: state.availability,
+            idle: state.idle,
+            ..PresenceState::offline()
+        },
+        AccessLevel::Colleagues | AccessLevel::Family => PresenceState {
+            meeting: None,
+            ..state.clone()
+        },
         AccessLevel::Workgroup => state.clone(),
     }
 }
@@ -92,7 +107,11 @@ pub fn decide(person: &Address, watcher: &Address, r: Relationship) -> Decision 
     if r.privacy_mode && !r.is_contact {
         return Decision::Pending;
     }
-    Decision::Allow(if r.same_organisation { AccessLevel::Colleagues } else { AccessLevel::External })
+    Decision::Allow(if r.same_organisation {
+        AccessLevel::Colleagues
+    } else {
+        AccessLevel::External
+    })
 }
 
 #[cfg(test)]
@@ -106,7 +125,11 @@ mod tests {
             idle: false,
             activity: Some(Activity::InAMeeting),
             note: Some("Budget review".into()),
-            meeting: Some(MeetingDetails { subject: Some("Q3 budget".into()), location: Some("Room 4".into()), until: None }),
+            meeting: Some(MeetingDetails {
+                subject: Some("Q3 budget".into()),
+                location: Some("Room 4".into()),
+                until: None,
+            }),
         }
     }
 
@@ -115,10 +138,22 @@ mod tests {
         let s = full();
         assert_eq!(filter(&s, AccessLevel::Blocked), PresenceState::offline());
         let ext = filter(&s, AccessLevel::External);
-        assert_eq!((ext.availability, ext.activity.is_none(), ext.note.is_none(), ext.meeting.is_none()), (Availability::Busy, true, true, true));
+        assert_eq!(
+            (
+                ext.availability,
+                ext.activity.is_none(),
+                ext.note.is_none(),
+                ext.meeting.is_none()
+            ),
+            (Availability::Busy, true, true, true)
+        );
         for level in [AccessLevel::Colleagues, AccessLevel::Family] {
             let c = filter(&s, level);
-            assert_eq!((c.activity, c.note.as_deref(), c.meeting.is_none()), (Some(Activity::InAMeeting), Some("Budget review"), true), "{level:?}");
+            assert_eq!(
+                (c.activity, c.note.as_deref(), c.meeting.is_none()),
+                (Some(Activity::InAMeeting), Some("Budget review"), true),
+                "{level:?}"
+            );
         }
         assert_eq!(filter(&s, AccessLevel::Workgroup), s);
     }
@@ -127,13 +162,84 @@ mod tests {
     fn decisions() {
         let alice = Address::parse("alice@example.com").expect("a");
         let bob = Address::parse("bob@example.com").expect("b");
-        let base = Relationship { explicit: None, is_contact: false, same_organisation: true, privacy_mode: false, person_exists: true };
-        assert_eq!(decide(&alice, &bob, base), Decision::Allow(AccessLevel::Colleagues));
-        assert_eq!(decide(&alice, &bob, Relationship { same_organisation: false, ..base }), Decision::Allow(AccessLevel::External));
-        assert_eq!(decide(&alice, &bob, Relationship { privacy_mode: true, ..base }), Decision::Pending);
-        assert_eq!(decide(&alice, &bob, Relationship { privacy_mode: true, is_contact: true, ..base }), Decision::Allow(AccessLevel::Colleagues));
-        assert_eq!(decide(&alice, &bob, Relationship { explicit: Some(AccessLevel::Blocked), privacy_mode: true, ..base }), Decision::Allow(AccessLevel::Blocked));
-        assert_eq!(decide(&alice, &bob, Relationship { person_exists: false, ..base }), Decision::Allow(AccessLevel::Blocked));
-        assert_eq!(decide(&alice, &alice, Relationship { privacy_mode: true, ..base }), Decision::Allow(AccessLevel::Workgroup));
+        let base = Relationship {
+            explicit: None,
+            is_contact: false,
+            same_organisation: true,
+            privacy_mode: false,
+            person_exists: true,
+        };
+        assert_eq!(
+            decide(&alice, &bob, base),
+            Decision::Allow(AccessLevel::Colleagues)
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &bob,
+                Relationship {
+                    same_organisation: false,
+                    ..base
+                }
+            ),
+            Decision::Allow(AccessLevel::External)
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &bob,
+                Relationship {
+                    privacy_mode: true,
+                    ..base
+                }
+            ),
+            Decision::Pending
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &bob,
+                Relationship {
+                    privacy_mode: true,
+                    is_contact: true,
+                    ..base
+                }
+            ),
+            Decision::Allow(AccessLevel::Colleagues)
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &bob,
+                Relationship {
+                    explicit: Some(AccessLevel::Blocked),
+                    privacy_mode: true,
+                    ..base
+                }
+            ),
+            Decision::Allow(AccessLevel::Blocked)
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &bob,
+                Relationship {
+                    person_exists: false,
+                    ..base
+                }
+            ),
+            Decision::Allow(AccessLevel::Blocked)
+        );
+        assert_eq!(
+            decide(
+                &alice,
+                &alice,
+                Relationship {
+                    privacy_mode: true,
+                    ..base
+                }
+            ),
+            Decision::Allow(AccessLevel::Workgroup)
+        );
     }
 }

@@ -159,7 +159,14 @@ impl Subscriptions {
     pub fn insert(&mut self, n: NewSubscription) -> u64 {
         self.next += 1;
         let id = self.next;
-        self.by_dialog.insert((n.dialog.call_id.clone(), n.dialog.local_tag.clone(), n.dialog.remote_tag.clone()), id);
+        self.by_dialog.insert(
+            (
+                n.dialog.call_id.clone(),
+                n.dialog.local_tag.clone(),
+                n.dialog.remote_tag.clone(),
+            ),
+            id,
+        );
         match (&n.package, &n.resource) {
             (Package::Presence, Resource::Person(p)) => {
                 self.presence_of.entry(p.clone()).or_default().insert(id);
@@ -202,13 +209,23 @@ impl Subscriptions {
 
     /// The subscription of an in-dialog request.
     pub fn find_dialog(&self, call_id: &str, local_tag: &str, remote_tag: &str) -> Option<u64> {
-        self.by_dialog.get(&(call_id.to_owned(), local_tag.to_owned(), remote_tag.to_owned())).copied()
+        self.by_dialog
+            .get(&(
+                call_id.to_owned(),
+                local_tag.to_owned(),
+                remote_tag.to_owned(),
+            ))
+            .copied()
     }
 
     /// Removes a subscription from every index.
     pub fn remove(&mut self, id: u64) -> Option<Subscription> {
         let s = self.subs.remove(&id)?;
-        self.by_dialog.remove(&(s.dialog.call_id.clone(), s.dialog.local_tag.clone(), s.dialog.remote_tag.clone()));
+        self.by_dialog.remove(&(
+            s.dialog.call_id.clone(),
+            s.dialog.local_tag.clone(),
+            s.dialog.remote_tag.clone(),
+        ));
         let drop_from = |m: &mut HashMap<Address, HashSet<u64>>, k: &Address| {
             if let Some(set) = m.get_mut(k) {
                 set.remove(&id);
@@ -218,7 +235,9 @@ impl Subscriptions {
             }
         };
         match &s.resource {
-            Resource::Person(p) if s.package == Package::Presence => drop_from(&mut self.presence_of, p),
+            Resource::Person(p) if s.package == Package::Presence => {
+                drop_from(&mut self.presence_of, p)
+            }
             Resource::Person(p) if s.package == Package::Winfo => drop_from(&mut self.winfo_of, p),
             Resource::Conference(c) => {
                 if let Some(set) = self.conference_of.get_mut(c) {
@@ -250,7 +269,10 @@ impl Subscriptions {
 
     /// How many subscriptions came from this device (flow peer).
     pub fn count_from(&self, flow: &Flow) -> usize {
-        self.subs.values().filter(|s| s.flow.remote == flow.remote && s.flow.transport == flow.transport).count()
+        self.subs
+            .values()
+            .filter(|s| s.flow.remote == flow.remote && s.flow.transport == flow.transport)
+            .count()
     }
 }
 
@@ -279,23 +301,50 @@ pub type NotifyBody = Option<(String, Vec<u8>)>;
 
 /// NOTIFY answers that end the subscription (RFC 6665 §4.2.2).
 fn ends_subscription(status: u16) -> bool {
-    matches!(status, 404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604)
+    matches!(
+        status,
+        404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604
+    )
 }
 
 impl SipServer {
     /// Builds the NOTIFY for subscription `s` with the given state and body.
-    fn notify_request(&self, s: &mut Subscription, sub_state: String, body: NotifyBody) -> Option<(Request, Target)> {
+    fn notify_request(
+        &self,
+        s: &mut Subscription,
+        sub_state: String,
+        body: NotifyBody,
+    ) -> Option<(Request, Target)> {
         let flow = self.transports.live_flow(&s.flow)?;
         s.dialog.local_cseq += 1;
         let mut req = Request::new(Method::Notify, s.dialog.remote_target.clone());
         req.headers.push(HeaderName::MaxForwards, "70");
-        req.headers.push(HeaderName::From, format!("{};tag={}", s.dialog.local_uri, s.dialog.local_tag));
-        req.headers.push(HeaderName::To, format!("{};tag={}", s.dialog.remote_uri, s.dialog.remote_tag));
-        req.headers.push(HeaderName::CallId, s.dialog.call_id.clone());
-        req.headers.push(HeaderName::CSeq, format!("{} NOTIFY", s.dialog.local_cseq));
+        req.headers.push(
+            HeaderName::From,
+            format!("{};tag={}", s.dialog.local_uri, s.dialog.local_tag),
+        );
+        req.headers.push(
+            HeaderName::To,
+            format!("{};tag={}", s.dialog.remote_uri, s.dialog.remote_tag),
+        );
+        req.headers
+            .push(HeaderName::CallId, s.dialog.call_id.clone());
+        req.headers
+            .push(HeaderName::CSeq, format!("{} NOTIFY", s.dialog.local_cseq));
         let a = self.advertised(&flow);
-        let host = if a.is_ipv6() { format!("[{}]", a.ip()) } else { a.ip().to_string() };
-        req.headers.push(HeaderName::Contact, format!("<sip:{host}:{};transport={}>", a.port(), flow.transport.name()));
+        let host = if a.is_ipv6() {
+            format!("[{}]", a.ip())
+        } else {
+            a.ip().to_string()
+        };
+        req.headers.push(
+            HeaderName::Contact,
+            format!(
+                "<sip:{host}:{};transport={}>",
+                a.port(),
+                flow.transport.name()
+            ),
+        );
         let event = match &s.event_id {
             Some(id) => format!("{};id={id}", s.package.name()),
             None => s.package.name().to_owned(),
@@ -309,7 +358,11 @@ impl SipServer {
             req.headers.push(HeaderName::ContentType, ct);
             req.body = bytes;
         }
-        let target = Target { uri: s.dialog.remote_target.clone(), flow, routes: s.dialog.route_set.clone() };
+        let target = Target {
+            uri: s.dialog.remote_target.clone(),
+            flow,
+            routes: s.dialog.route_set.clone(),
+        };
         Some((req, target))
     }
 
@@ -318,7 +371,9 @@ impl SipServer {
     pub fn schedule_notify(&self, id: u64) {
         let built = {
             let mut subs = lock(&self.subscriptions);
-            let Some(s) = subs.subs.get_mut(&id) else { return };
+            let Some(s) = subs.subs.get_mut(&id) else {
+                return;
+            };
             if s.in_flight {
                 s.dirty = true;
                 return;
@@ -376,8 +431,17 @@ impl SipServer {
         let built = {
             let mut subs = lock(&self.subscriptions);
             let Some(mut s) = subs.remove(id) else { return };
-            let body = if reason == EndReason::Timeout { self.render(&mut s) } else { None };
-            self.notify_request(&mut s, format!("terminated;reason={}", reason.token()), body).map(|b| (b, s))
+            let body = if reason == EndReason::Timeout {
+                self.render(&mut s)
+            } else {
+                None
+            };
+            self.notify_request(
+                &mut s,
+                format!("terminated;reason={}", reason.token()),
+                body,
+            )
+            .map(|b| (b, s))
         };
         if let Some(((req, target), s)) = built {
             let (out, _) = self.prepare_forward(&req, &target, None, false);
@@ -408,7 +472,12 @@ impl SipServer {
             loop {
                 tick.tick().await;
                 let now = switchboard_core::now_ms();
-                let expired: Vec<u64> = lock(&me.subscriptions).subs.values().filter(|s| s.expires_ms <= now).map(|s| s.id).collect();
+                let expired: Vec<u64> = lock(&me.subscriptions)
+                    .subs
+                    .values()
+                    .filter(|s| s.expires_ms <= now)
+                    .map(|s| s.id)
+                    .collect();
                 for id in expired {
                     me.end_subscription(id, EndReason::Timeout);
                 }
@@ -420,11 +489,18 @@ impl SipServer {
             loop {
                 match events.recv().await {
                     Ok(LocationEvent::Removed { aor, contact, .. }) => {
-                        let key = Uri::parse(&contact).ok().and_then(|u| u.as_sip().map(super::location::contact_index_key));
+                        let key = Uri::parse(&contact)
+                            .ok()
+                            .and_then(|u| u.as_sip().map(super::location::contact_index_key));
                         let gone: Vec<u64> = lock(&me.subscriptions)
                             .subs
                             .values()
-                            .filter(|s| s.subscriber == aor && Uri::parse(&s.subscriber_contact).ok().and_then(|u| u.as_sip().map(super::location::contact_index_key)) == key)
+                            .filter(|s| {
+                                s.subscriber == aor
+                                    && Uri::parse(&s.subscriber_contact).ok().and_then(|u| {
+                                        u.as_sip().map(super::location::contact_index_key)
+                                    }) == key
+                            })
                             .map(|s| s.id)
                             .collect();
                         for id in gone {
@@ -432,8 +508,12 @@ impl SipServer {
                         }
                         me.presence_device_gone(&aor, &contact);
                     }
-                    Ok(LocationEvent::Registered { aor, contact, .. }) => me.presence_device_registered(&aor, &contact),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "location events lagged"),
+                    Ok(LocationEvent::Registered { aor, contact, .. }) => {
+                        me.presence_device_registered(&aor, &contact)
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "location events lagged")
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
@@ -460,7 +540,11 @@ impl SipServer {
             local_uri: strip(to),
             remote_uri: strip(from),
             remote_target: contact,
-            route_set: req.headers.values(&HeaderName::RecordRoute).map(str::to_owned).collect(),
+            route_set: req
+                .headers
+                .values(&HeaderName::RecordRoute)
+                .map(str::to_owned)
+                .collect(),
             local_cseq: 0,
             remote_cseq: req.headers.cseq().map(|c| c.seq).unwrap_or(0),
         })

@@ -319,7 +319,11 @@ impl Location {
     /// Every live binding (to seed presence at start-up).
     pub fn all(&self, now_ms: i64) -> Vec<Arc<Binding>> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.values().flat_map(|v| v.iter()).filter(|b| b.expires_ms > now_ms).cloned().collect()
+        map.values()
+            .flat_map(|v| v.iter())
+            .filter(|b| b.expires_ms > now_ms)
+            .cloned()
+            .collect()
     }
 
     /// Number of bindings (for metrics).

@@ -314,7 +314,7 @@ impl SipServer {
     fn handle_message(&self, flow: Flow, msg: Message) {
         let now = Instant::now();
         match msg {
-            Message::Request(req) => {
+            Message::Request(mut req) => {
                 if let Err(d) = switchboard_sip::check_request(&req) {
                     tracing::debug!(%flow, status = d.status, reason = %d.reason, "rejected request");
                     if req.method != Method::Ack && req.headers.top_via().is_ok() {
@@ -325,6 +325,7 @@ impl SipServer {
                     }
                     return;
                 }
+                mark_received(&mut req, &flow);
                 let stateless = req.clone();
                 if let Err(e) = self.with_layer(|l| l.handle_request(now, req, flow.clone())) {
                     // Only requests without a branch get here: answer statelessly.
@@ -516,6 +517,28 @@ impl SipServer {
             self.location.flow_failed(conn);
         }
     }
+}
+
+/// Records where a request really came from in its top Via (RFC 3261
+/// §18.2.1 `received`, RFC 3581 `rport`), so that responses and the client
+/// learn the address seen from here (the NAT's).
+fn mark_received(req: &mut Request, flow: &Flow) {
+    let Ok(mut via) = req.headers.top_via() else {
+        return;
+    };
+    let rport = via.params.get("rport").is_some();
+    let ip = flow.remote.ip();
+    let differs = via.host.ip() != Some(ip);
+    if !rport && !differs {
+        return;
+    }
+    via.params.set("received", Some(&ip.to_string()));
+    if rport {
+        via.params
+            .set("rport", Some(&flow.remote.port().to_string()));
+    }
+    proxy::remove_first_value(&mut req.headers, &HeaderName::Via);
+    req.headers.push_front(HeaderName::Via, via.to_string());
 }
 
 /// Connects the transports to the SIP front door without a reference cycle.

@@ -16,7 +16,9 @@ use switchboard_core::presence::{AccessLevel, Decision, Relationship, privacy};
 use switchboard_sip::{HeaderName, Request, Response, TransactionKey};
 use switchboard_sip_bodies::pidf::{self, Presence};
 use switchboard_sip_bodies::rlmi::{self, BodyPart, Instance, InstanceState, Rlmi};
-use switchboard_sip_bodies::winfo::{DocState, Watcher, WatcherEvent, WatcherInfo, WatcherList, WatcherStatus};
+use switchboard_sip_bodies::winfo::{
+    DocState, Watcher, WatcherEvent, WatcherInfo, WatcherList, WatcherStatus,
+};
 
 /// Presence limits and timers (from the configuration).
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +46,9 @@ pub const LIST_PARAM: &str = "list";
 const UDP_BODY_BUDGET: usize = 48 * 1024;
 
 fn reply(req: &Request, status: u16, reason: &str) -> Response {
-    Response::to_request(req, status).with_to_tag(&ids::tag()).with_reason(reason)
+    Response::to_request(req, status)
+        .with_to_tag(&ids::tag())
+        .with_reason(reason)
 }
 
 impl SipServer {
@@ -58,7 +62,10 @@ impl SipServer {
                 explicit: entry.as_ref().and_then(|e| e.level),
                 is_contact: entry.is_some(),
                 same_organisation: self.directory.is_served(watcher.domain()),
-                privacy_mode: self.policies.effective::<PrivacyPolicy>(person).privacy_mode,
+                privacy_mode: self
+                    .policies
+                    .effective::<PrivacyPolicy>(person)
+                    .privacy_mode,
                 person_exists: self.directory.user(person).is_some(),
             },
         )
@@ -73,15 +80,23 @@ impl SipServer {
     pub fn render(&self, s: &mut Subscription) -> super::events::NotifyBody {
         match (&s.package, &s.resource) {
             (Package::Presence, Resource::Person(p)) => match (s.state, s.level) {
-                (SubState::Active, Some(level)) => Some((pidf::CONTENT_TYPE.to_owned(), self.presence_document(p, level))),
+                (SubState::Active, Some(level)) => Some((
+                    pidf::CONTENT_TYPE.to_owned(),
+                    self.presence_document(p, level),
+                )),
                 _ => None,
             },
             (Package::Winfo, Resource::Person(p)) => {
                 let doc = self.watcher_info(p, s.version);
                 s.version += 1;
-                Some(("application/watcherinfo+xml".to_owned(), doc.to_xml().into_bytes()))
+                Some((
+                    "application/watcherinfo+xml".to_owned(),
+                    doc.to_xml().into_bytes(),
+                ))
             }
-            (Package::Presence, Resource::ContactList(owner)) => self.render_list(s, &owner.clone()),
+            (Package::Presence, Resource::ContactList(owner)) => {
+                self.render_list(s, &owner.clone())
+            }
             _ => None,
         }
     }
@@ -99,10 +114,21 @@ impl SipServer {
                 let pending = s.state == SubState::Pending;
                 Watcher {
                     id: format!("w{}", s.id),
-                    status: if pending { WatcherStatus::Pending } else { WatcherStatus::Active },
-                    event: if pending { WatcherEvent::Subscribe } else { WatcherEvent::Approved },
+                    status: if pending {
+                        WatcherStatus::Pending
+                    } else {
+                        WatcherStatus::Active
+                    },
+                    event: if pending {
+                        WatcherEvent::Subscribe
+                    } else {
+                        WatcherEvent::Approved
+                    },
                     uri: format!("sip:{}", s.subscriber),
-                    display_name: self.directory.user(&s.subscriber).and_then(|u| u.display_name.clone()),
+                    display_name: self
+                        .directory
+                        .user(&s.subscriber)
+                        .and_then(|u| u.display_name.clone()),
                     expiration: None,
                     duration_subscribed: None,
                     lang: None,
@@ -110,13 +136,26 @@ impl SipServer {
             })
             .collect();
         watchers.sort_by(|a, b| a.uri.cmp(&b.uri).then(a.id.cmp(&b.id)));
-        WatcherInfo { version, state: DocState::Full, lists: vec![WatcherList { resource: format!("sip:{person}"), package: "presence".into(), watchers }] }
+        WatcherInfo {
+            version,
+            state: DocState::Full,
+            lists: vec![WatcherList {
+                resource: format!("sip:{person}"),
+                package: "presence".into(),
+                watchers,
+            }],
+        }
     }
 
     fn render_list(&self, s: &mut Subscription, owner: &Address) -> super::events::NotifyBody {
         let full = std::mem::take(&mut s.need_full);
         let changed = std::mem::take(&mut s.changed);
-        let members: Vec<(Address, Decision)> = s.members.iter().filter(|(m, _)| full || changed.contains(m)).cloned().collect();
+        let members: Vec<(Address, Decision)> = s
+            .members
+            .iter()
+            .filter(|(m, _)| full || changed.contains(m))
+            .cloned()
+            .collect();
         let mut resources = Vec::with_capacity(members.len());
         let mut parts = Vec::with_capacity(members.len());
         let mut budget = 0usize;
@@ -128,15 +167,43 @@ impl SipServer {
             }
             let cid = format!("{}.{}@{}", ids::token(), i, owner.domain());
             let display = self.directory.user(m).and_then(|u| u.display_name.clone());
-            let names = display.map(|d| rlmi::Name { text: d, lang: None }).into_iter().collect();
+            let names = display
+                .map(|d| rlmi::Name {
+                    text: d,
+                    lang: None,
+                })
+                .into_iter()
+                .collect();
             let instance_id = format!("i{}", i);
             match decision {
-                Decision::Pending => resources.push(rlmi::Resource { uri: format!("sip:{m}"), names, instances: vec![Instance { id: instance_id, state: InstanceState::Pending, reason: None, cid: None }] }),
+                Decision::Pending => resources.push(rlmi::Resource {
+                    uri: format!("sip:{m}"),
+                    names,
+                    instances: vec![Instance {
+                        id: instance_id,
+                        state: InstanceState::Pending,
+                        reason: None,
+                        cid: None,
+                    }],
+                }),
                 Decision::Allow(level) => {
                     let body = self.presence_document(m, *level);
                     budget += body.len() + 200;
-                    parts.push(BodyPart { content_id: cid.clone(), content_type: pidf::CONTENT_TYPE.to_owned(), body });
-                    resources.push(rlmi::Resource { uri: format!("sip:{m}"), names, instances: vec![Instance { id: instance_id, state: InstanceState::Active, reason: None, cid: Some(cid) }] });
+                    parts.push(BodyPart {
+                        content_id: cid.clone(),
+                        content_type: pidf::CONTENT_TYPE.to_owned(),
+                        body,
+                    });
+                    resources.push(rlmi::Resource {
+                        uri: format!("sip:{m}"),
+                        names,
+                        instances: vec![Instance {
+                            id: instance_id,
+                            state: InstanceState::Active,
+                            reason: None,
+                            cid: Some(cid),
+                        }],
+                    });
                 }
             }
         }
@@ -145,7 +212,13 @@ impl SipServer {
             s.changed.extend(leftover);
             s.mark_dirty();
         }
-        let doc = Rlmi { uri: format!("sip:{owner};{LIST_PARAM}=contacts"), version: s.version, full_state: full, names: Vec::new(), resources };
+        let doc = Rlmi {
+            uri: format!("sip:{owner};{LIST_PARAM}=contacts"),
+            version: s.version,
+            full_state: full,
+            names: Vec::new(),
+            resources,
+        };
         s.version += 1;
         let root_cid = format!("rlmi.{}@{}", ids::token(), owner.domain());
         match rlmi::build_rlmi_notify(&doc, &root_cid, &parts) {
@@ -166,7 +239,10 @@ impl SipServer {
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         };
         let Some(package) = Package::subscribable(&event.package) else {
-            return self.respond(key, reply(req, 489, "Bad Event").with_header(HeaderName::AllowEvents, allow_events));
+            return self.respond(
+                key,
+                reply(req, 489, "Bad Event").with_header(HeaderName::AllowEvents, allow_events),
+            );
         };
         let expires = match req.headers.expires() {
             Ok(Some(e)) => e,
@@ -174,7 +250,13 @@ impl SipServer {
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         };
         if expires != 0 && expires < self.presence_settings.min_expires {
-            return self.respond(key, reply(req, 423, "Interval Too Brief").with_header(HeaderName::MinExpires, self.presence_settings.min_expires.to_string()));
+            return self.respond(
+                key,
+                reply(req, 423, "Interval Too Brief").with_header(
+                    HeaderName::MinExpires,
+                    self.presence_settings.min_expires.to_string(),
+                ),
+            );
         }
         let expires = expires.min(self.presence_settings.max_expires);
         if let Ok(to) = req.headers.to()
@@ -187,24 +269,49 @@ impl SipServer {
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         };
         let Some(from_aor) = from.uri.as_sip().and_then(|u| self.user_address(u, req)) else {
-            return self.respond(key, reply(req, 403, "Subscriber is not a user of this server"));
+            return self.respond(
+                key,
+                reply(req, 403, "Subscriber is not a user of this server"),
+            );
         };
         if !self.directory.is_served(from_aor.domain()) {
-            return self.respond(key, reply(req, 403, "Subscriptions from other domains are not accepted (federation is not enabled)"));
+            return self.respond(
+                key,
+                reply(
+                    req,
+                    403,
+                    "Subscriptions from other domains are not accepted (federation is not enabled)",
+                ),
+            );
         }
-        let watcher = match self.auth.authenticate(req, from_aor.domain(), true, &self.directory) {
+        let watcher = match self
+            .auth
+            .authenticate(req, from_aor.domain(), true, &self.directory)
+        {
             AuthOutcome::Authenticated(a) => a,
             AuthOutcome::Challenge(c) => return self.respond(key, *c),
         };
         if watcher != from_aor {
-            return self.respond(key, reply(req, 403, "From does not match the authenticated user"));
+            return self.respond(
+                key,
+                reply(req, 403, "From does not match the authenticated user"),
+            );
         }
-        let Some(uri) = req.uri.as_sip() else { return self.respond(key, reply(req, 404, "Not Found")) };
+        let Some(uri) = req.uri.as_sip() else {
+            return self.respond(key, reply(req, 404, "Not Found"));
+        };
         let Some(person) = self.user_address(uri, req) else {
             return self.respond(key, reply(req, 404, "Not Found"));
         };
         if !self.directory.is_served(person.domain()) {
-            return self.respond(key, reply(req, 403, "Domain not served here (federation is not enabled)"));
+            return self.respond(
+                key,
+                reply(
+                    req,
+                    403,
+                    "Domain not served here (federation is not enabled)",
+                ),
+            );
         }
         let is_list = uri.params.value(LIST_PARAM).is_some();
         let resource = if is_list {
@@ -212,20 +319,36 @@ impl SipServer {
                 return self.respond(key, reply(req, 489, "Bad Event: lists carry presence"));
             }
             if !req.headers.supports("eventlist") {
-                return self.respond(key, reply(req, 421, "Extension Required").with_header(HeaderName::Require, "eventlist"));
+                return self.respond(
+                    key,
+                    reply(req, 421, "Extension Required")
+                        .with_header(HeaderName::Require, "eventlist"),
+                );
             }
             if person != watcher {
-                return self.respond(key, reply(req, 403, "Only the owner may subscribe to a contact list"));
+                return self.respond(
+                    key,
+                    reply(req, 403, "Only the owner may subscribe to a contact list"),
+                );
             }
             Resource::ContactList(person.clone())
         } else {
             if package == Package::Winfo && person != watcher {
-                return self.respond(key, reply(req, 403, "Only the user may watch their own watchers"));
+                return self.respond(
+                    key,
+                    reply(req, 403, "Only the user may watch their own watchers"),
+                );
             }
             Resource::Person(person.clone())
         };
-        if lock(&self.subscriptions).count_from(flow) >= self.presence_settings.max_subscriptions_per_device {
-            return self.respond(key, reply(req, 503, "Too many subscriptions from this device").with_header(HeaderName::RetryAfter, "60"));
+        if lock(&self.subscriptions).count_from(flow)
+            >= self.presence_settings.max_subscriptions_per_device
+        {
+            return self.respond(
+                key,
+                reply(req, 503, "Too many subscriptions from this device")
+                    .with_header(HeaderName::RetryAfter, "60"),
+            );
         }
         let dialog = match Self::new_sub_dialog(req) {
             Ok(d) => d,
@@ -244,8 +367,11 @@ impl SipServer {
         };
         let local_tag = dialog.local_tag.clone();
         let subscriber_contact = dialog.remote_target.to_string();
-        let mut resp = Response::to_request(req, 200).with_to_tag(&local_tag).with_header(HeaderName::Expires, expires.to_string());
-        resp.headers.push(HeaderName::Contact, self.own_contact(flow));
+        let mut resp = Response::to_request(req, 200)
+            .with_to_tag(&local_tag)
+            .with_header(HeaderName::Expires, expires.to_string());
+        resp.headers
+            .push(HeaderName::Contact, self.own_contact(flow));
         if is_list {
             resp.headers.push(HeaderName::Require, "eventlist");
         }
@@ -274,15 +400,30 @@ impl SipServer {
         }
     }
 
-    fn refresh_subscription(&self, key: &TransactionKey, req: &Request, local_tag: &str, expires: u32) {
+    fn refresh_subscription(
+        &self,
+        key: &TransactionKey,
+        req: &Request,
+        local_tag: &str,
+        expires: u32,
+    ) {
         let call_id = req.headers.call_id().unwrap_or_default().to_owned();
-        let remote_tag = req.headers.from().ok().and_then(|f| f.tag().map(str::to_owned)).unwrap_or_default();
+        let remote_tag = req
+            .headers
+            .from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .unwrap_or_default();
         let found = {
             let mut subs = lock(&self.subscriptions);
             let id = subs.find_dialog(&call_id, local_tag, &remote_tag);
             match id.and_then(|id| subs.subs.get_mut(&id)) {
                 Some(s) => {
-                    s.dialog.remote_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(s.dialog.remote_cseq);
+                    s.dialog.remote_cseq = req
+                        .headers
+                        .cseq()
+                        .map(|c| c.seq)
+                        .unwrap_or(s.dialog.remote_cseq);
                     s.expires_ms = switchboard_core::now_ms() + i64::from(expires) * 1000;
                     s.need_full = true;
                     Some(s.id)
@@ -291,11 +432,20 @@ impl SipServer {
             }
         };
         let Some(id) = found else {
-            return self.respond(key, Response::to_request(req, 481).with_reason("Subscription does not exist"));
+            return self.respond(
+                key,
+                Response::to_request(req, 481).with_reason("Subscription does not exist"),
+            );
         };
-        let mut resp = Response::to_request(req, 200).with_header(HeaderName::Expires, expires.to_string());
-        if let Some(flow) = lock(&self.subscriptions).subs.get(&id).map(|s| s.flow.clone()) {
-            resp.headers.push(HeaderName::Contact, self.own_contact(&flow));
+        let mut resp =
+            Response::to_request(req, 200).with_header(HeaderName::Expires, expires.to_string());
+        if let Some(flow) = lock(&self.subscriptions)
+            .subs
+            .get(&id)
+            .map(|s| s.flow.clone())
+        {
+            resp.headers
+                .push(HeaderName::Contact, self.own_contact(&flow));
         }
         self.respond(key, resp);
         if expires == 0 {
@@ -308,14 +458,25 @@ impl SipServer {
     /// Our Contact for dialogs established over `flow`.
     pub fn own_contact(&self, flow: &Flow) -> String {
         let a = self.advertised(flow);
-        let host = if a.is_ipv6() { format!("[{}]", a.ip()) } else { a.ip().to_string() };
-        format!("<sip:{host}:{};transport={}>", a.port(), flow.transport.name())
+        let host = if a.is_ipv6() {
+            format!("[{}]", a.ip())
+        } else {
+            a.ip().to_string()
+        };
+        format!(
+            "<sip:{host}:{};transport={}>",
+            a.port(),
+            flow.transport.name()
+        )
     }
 
     fn list_members(&self, owner: &Address) -> Vec<(Address, Decision)> {
         let mut members: Vec<Address> = self.contacts.list(owner).keys().cloned().collect();
         members.sort();
-        members.into_iter().map(|m| (m.clone(), self.presence_decision(&m, owner))).collect()
+        members
+            .into_iter()
+            .map(|m| (m.clone(), self.presence_decision(&m, owner)))
+            .collect()
     }
 
     /// After a subscription ended: the person's watcher list changed.
@@ -326,7 +487,11 @@ impl SipServer {
     }
 
     fn notify_winfo(&self, person: &Address) {
-        let ids: Vec<u64> = lock(&self.subscriptions).winfo_of.get(person).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let ids: Vec<u64> = lock(&self.subscriptions)
+            .winfo_of
+            .get(person)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
         for id in ids {
             self.schedule_notify(id);
         }
@@ -336,7 +501,12 @@ impl SipServer {
     pub fn on_publish(&self, key: &TransactionKey, req: &Request, flow: &Flow) {
         match req.headers.event() {
             Ok(Some(e)) if e.package == "presence" => {}
-            Ok(Some(_)) => return self.respond(key, reply(req, 489, "Bad Event").with_header(HeaderName::AllowEvents, "presence")),
+            Ok(Some(_)) => {
+                return self.respond(
+                    key,
+                    reply(req, 489, "Bad Event").with_header(HeaderName::AllowEvents, "presence"),
+                );
+            }
             Ok(None) => return self.respond(key, reply(req, 400, "Missing Event header")),
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         }
@@ -345,18 +515,30 @@ impl SipServer {
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         };
         let Some(from_aor) = from.uri.as_sip().and_then(|u| self.user_address(u, req)) else {
-            return self.respond(key, reply(req, 403, "Publisher is not a user of this server"));
+            return self.respond(
+                key,
+                reply(req, 403, "Publisher is not a user of this server"),
+            );
         };
         if !self.directory.is_served(from_aor.domain()) {
-            return self.respond(key, reply(req, 403, "Publications from other domains are not accepted"));
+            return self.respond(
+                key,
+                reply(req, 403, "Publications from other domains are not accepted"),
+            );
         }
-        let person = match self.auth.authenticate(req, from_aor.domain(), true, &self.directory) {
+        let person = match self
+            .auth
+            .authenticate(req, from_aor.domain(), true, &self.directory)
+        {
             AuthOutcome::Authenticated(a) => a,
             AuthOutcome::Challenge(c) => return self.respond(key, *c),
         };
         let target = req.uri.as_sip().and_then(|u| self.user_address(u, req));
         if person != from_aor || target.as_ref() != Some(&person) {
-            return self.respond(key, reply(req, 403, "Only your own presence can be published"));
+            return self.respond(
+                key,
+                reply(req, 403, "Only your own presence can be published"),
+            );
         }
         let expires = match req.headers.expires() {
             Ok(Some(e)) => e,
@@ -364,12 +546,26 @@ impl SipServer {
             Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
         };
         if expires != 0 && expires < self.presence_settings.min_expires {
-            return self.respond(key, reply(req, 423, "Interval Too Brief").with_header(HeaderName::MinExpires, self.presence_settings.min_expires.to_string()));
+            return self.respond(
+                key,
+                reply(req, 423, "Interval Too Brief").with_header(
+                    HeaderName::MinExpires,
+                    self.presence_settings.min_expires.to_string(),
+                ),
+            );
         }
         let expires = expires.min(self.presence_settings.max_expires);
         let now = switchboard_core::now_ms();
-        let if_match = req.headers.get(&HeaderName::SipIfMatch).map(|v| v.trim().to_owned());
-        let existing = if_match.as_ref().map(|etag| lock(&self.publications).get(etag).filter(|p| p.person == person && p.expires_ms > now).cloned());
+        let if_match = req
+            .headers
+            .get(&HeaderName::SipIfMatch)
+            .map(|v| v.trim().to_owned());
+        let existing = if_match.as_ref().map(|etag| {
+            lock(&self.publications)
+                .get(etag)
+                .filter(|p| p.person == person && p.expires_ms > now)
+                .cloned()
+        });
         if let Some(None) = existing {
             return self.respond(key, reply(req, 412, "Conditional Request Failed"));
         }
@@ -380,18 +576,34 @@ impl SipServer {
             };
             lock(&self.publications).remove(etag);
             let still = self.device_registered(&person, &p.device);
-            self.engine.publication_ended(&person, &p.device, still, now);
-            return self.respond(key, Response::to_request(req, 200).with_to_tag(&ids::tag()).with_header(HeaderName::SipETag, etag.clone()).with_header(HeaderName::Expires, "0"));
+            self.engine
+                .publication_ended(&person, &p.device, still, now);
+            return self.respond(
+                key,
+                Response::to_request(req, 200)
+                    .with_to_tag(&ids::tag())
+                    .with_header(HeaderName::SipETag, etag.clone())
+                    .with_header(HeaderName::Expires, "0"),
+            );
         }
         let state = if req.body.is_empty() {
             if existing.is_none() {
-                return self.respond(key, reply(req, 400, "PUBLISH without a body needs SIP-If-Match"));
+                return self.respond(
+                    key,
+                    reply(req, 400, "PUBLISH without a body needs SIP-If-Match"),
+                );
             }
             None
         } else {
             match req.headers.content_type() {
                 Ok(Some(ct)) if ct.is("application", "pidf+xml") => {}
-                Ok(_) => return self.respond(key, reply(req, 415, "Unsupported Media Type").with_header(HeaderName::Accept, pidf::CONTENT_TYPE)),
+                Ok(_) => {
+                    return self.respond(
+                        key,
+                        reply(req, 415, "Unsupported Media Type")
+                            .with_header(HeaderName::Accept, pidf::CONTENT_TYPE),
+                    );
+                }
                 Err(e) => return self.respond(key, reply(req, 400, &e.to_string())),
             }
             match Presence::parse(&req.body) {
@@ -399,7 +611,10 @@ impl SipServer {
                 Err(e) => return self.respond(key, reply(req, 400, &format!("Bad PIDF: {e}"))),
             }
         };
-        let device = existing.as_ref().map(|p| p.device.clone()).unwrap_or_else(|| self.device_for_flow(&person, flow));
+        let device = existing
+            .as_ref()
+            .map(|p| p.device.clone())
+            .unwrap_or_else(|| self.device_for_flow(&person, flow));
         let etag = ids::token();
         {
             let mut pubs = lock(&self.publications);
@@ -408,12 +623,25 @@ impl SipServer {
             }
             // One publication per device: a new one replaces the device's old one.
             pubs.retain(|_, p| !(p.person == person && p.device == device));
-            pubs.insert(etag.clone(), Publication { person: person.clone(), device: device.clone(), expires_ms: now + i64::from(expires) * 1000 });
+            pubs.insert(
+                etag.clone(),
+                Publication {
+                    person: person.clone(),
+                    device: device.clone(),
+                    expires_ms: now + i64::from(expires) * 1000,
+                },
+            );
         }
         if let Some(state) = state {
             self.engine.set_device(&person, &device, state, now);
         }
-        self.respond(key, Response::to_request(req, 200).with_to_tag(&ids::tag()).with_header(HeaderName::SipETag, etag).with_header(HeaderName::Expires, expires.to_string()));
+        self.respond(
+            key,
+            Response::to_request(req, 200)
+                .with_to_tag(&ids::tag())
+                .with_header(HeaderName::SipETag, etag)
+                .with_header(HeaderName::Expires, expires.to_string()),
+        );
     }
 
     /// The device a request came from: the registered binding using the same
@@ -428,18 +656,23 @@ impl SipServer {
     }
 
     fn device_registered(&self, person: &Address, device: &str) -> bool {
-        self.location.bindings(person, switchboard_core::now_ms()).iter().any(|b| b.contact_key() == device)
+        self.location
+            .bindings(person, switchboard_core::now_ms())
+            .iter()
+            .any(|b| b.contact_key() == device)
     }
 
     /// A device registered: it counts as Available until it publishes.
     pub fn presence_device_registered(&self, aor: &Address, contact: &str) {
-        self.engine.device_registered(aor, contact, switchboard_core::now_ms());
+        self.engine
+            .device_registered(aor, contact, switchboard_core::now_ms());
     }
 
     /// A device signed out: its registration and publication no longer count.
     pub fn presence_device_gone(&self, aor: &Address, contact: &str) {
         lock(&self.publications).retain(|_, p| !(p.person == *aor && p.device == contact));
-        self.engine.device_gone(aor, contact, switchboard_core::now_ms());
+        self.engine
+            .device_gone(aor, contact, switchboard_core::now_ms());
     }
 
     /// Starts presence: seeds the engine from restored registrations, fans
@@ -456,7 +689,10 @@ impl SipServer {
                 match changes.recv().await {
                     Ok(change) => me.presence_changed(&change.person),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "presence changes lagged; refreshing every watcher");
+                        tracing::warn!(
+                            missed = n,
+                            "presence changes lagged; refreshing every watcher"
+                        );
                         me.presence_reevaluate();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -471,12 +707,19 @@ impl SipServer {
                 let now = switchboard_core::now_ms();
                 let expired: Vec<(String, Publication)> = {
                     let mut pubs = lock(&me.publications);
-                    let gone: Vec<String> = pubs.iter().filter(|(_, p)| p.expires_ms <= now).map(|(k, _)| k.clone()).collect();
-                    gone.into_iter().filter_map(|k| pubs.remove(&k).map(|p| (k, p))).collect()
+                    let gone: Vec<String> = pubs
+                        .iter()
+                        .filter(|(_, p)| p.expires_ms <= now)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    gone.into_iter()
+                        .filter_map(|k| pubs.remove(&k).map(|p| (k, p)))
+                        .collect()
                 };
                 for (_, p) in expired {
                     let still = me.device_registered(&p.person, &p.device);
-                    me.engine.publication_ended(&p.person, &p.device, still, now);
+                    me.engine
+                        .publication_ended(&p.person, &p.device, still, now);
                 }
                 me.engine.tick(now);
             }
@@ -486,8 +729,16 @@ impl SipServer {
     fn presence_changed(&self, person: &Address) {
         let (direct, lists) = {
             let mut subs = lock(&self.subscriptions);
-            let direct: Vec<u64> = subs.presence_of.get(person).map(|s| s.iter().copied().collect()).unwrap_or_default();
-            let lists: Vec<u64> = subs.lists_with.get(person).map(|s| s.iter().copied().collect()).unwrap_or_default();
+            let direct: Vec<u64> = subs
+                .presence_of
+                .get(person)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let lists: Vec<u64> = subs
+                .lists_with
+                .get(person)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
             for id in &lists {
                 if let Some(s) = subs.subs.get_mut(id) {
                     s.changed.insert(person.clone());
@@ -533,7 +784,8 @@ impl SipServer {
                         let members = self.list_members(&owner);
                         let changed = subs.subs.get(&id).is_some_and(|s| s.members != members);
                         if changed {
-                            let names: Vec<Address> = members.iter().map(|(m, _)| m.clone()).collect();
+                            let names: Vec<Address> =
+                                members.iter().map(|(m, _)| m.clone()).collect();
                             subs.set_members(id, &names);
                             if let Some(s) = subs.subs.get_mut(&id) {
                                 s.members = members;

@@ -675,18 +675,30 @@ impl SipServer {
     /// Forwards a 2xx to an INVITE that arrived after its client transaction
     /// ended (RFC 3261 §16.7 step 3): statelessly, to the next Via.
     pub fn forward_stray_2xx(&self, mut resp: Response) {
-        let Ok(cseq) = resp.headers.cseq() else { return };
+        let Ok(cseq) = resp.headers.cseq() else {
+            return;
+        };
         if cseq.method != Method::Invite || !(200..300).contains(&resp.status) {
             return;
         }
-        let Ok(top) = resp.headers.top_via() else { return };
-        let ours = top.branch().is_some_and(|b| b.starts_with("z9hG4bKsb")) && top.host.ip().is_some_and(|ip| self.transports.is_local(ip, top.port.unwrap_or(5060)));
+        let Ok(top) = resp.headers.top_via() else {
+            return;
+        };
+        let ours = top.branch().is_some_and(|b| b.starts_with("z9hG4bKsb"))
+            && top
+                .host
+                .ip()
+                .is_some_and(|ip| self.transports.is_local(ip, top.port.unwrap_or(5060)));
         if !ours {
             return;
         }
         remove_first_value(&mut resp.headers, &HeaderName::Via);
-        let Ok(next) = resp.headers.top_via() else { return };
-        let Some(flow) = self.via_destination(&next) else { return };
+        let Ok(next) = resp.headers.top_via() else {
+            return;
+        };
+        let Some(flow) = self.via_destination(&next) else {
+            return;
+        };
         if let Err(e) = self.transports.send(&flow, resp.to_bytes().into()) {
             tracing::debug!(%flow, error = %e, "stray 2xx not forwarded");
         }
@@ -695,12 +707,26 @@ impl SipServer {
     /// Where a response goes according to a Via (RFC 3261 §18.2.2 with
     /// RFC 3581 rport): `received`/`rport` when present, else the sent-by.
     fn via_destination(&self, via: &switchboard_sip::Via) -> Option<Flow> {
-        let ip = via.params.value("received").and_then(|r| r.trim_matches(['[', ']']).parse().ok()).or_else(|| via.host.ip())?;
-        let port = via.params.value("rport").and_then(|p| p.parse().ok()).or(via.port).unwrap_or(5060);
+        let ip = via
+            .params
+            .value("received")
+            .and_then(|r| r.trim_matches(['[', ']']).parse().ok())
+            .or_else(|| via.host.ip())?;
+        let port = via
+            .params
+            .value("rport")
+            .and_then(|p| p.parse().ok())
+            .or(via.port)
+            .unwrap_or(5060);
         let remote = std::net::SocketAddr::new(ip, port);
         match Transport::parse(&via.transport)? {
             Transport::Udp => self.transports.udp_flow(None, remote),
-            t => self.transports.live_flow(&Flow { transport: t, local: remote, remote, conn: None }),
+            t => self.transports.live_flow(&Flow {
+                transport: t,
+                local: remote,
+                remote,
+                conn: None,
+            }),
         }
     }
 }
