@@ -144,7 +144,27 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         max_per_user: config.im.offline_max_per_user,
         expiry_ms: (config.im.offline_expiry_hours * 3_600_000) as i64,
     });
+    let history = switchboard_core::conversation::HistoryLimits {
+        max_messages: config.conference.history_messages,
+        max_age_ms: (config.conference.history_seconds * 1000) as i64,
+    };
+    let conferences = Arc::new(switchboard_core::conference::Conferences::new(
+        switchboard_core::conference::ConferenceSettings {
+            max_participants: config.conference.max_participants,
+            idle_timeout_ms: (config.conference.idle_timeout_minutes * 60_000) as i64,
+            history,
+            open_to_organisation: config.conference.open_to_organisation,
+        },
+    ));
+    let conversations = Arc::new(switchboard_core::conversation::Conversations::new(
+        history, 3_600_000,
+    ));
     let services = crate::sip::Services {
+        conferences,
+        conversations,
+        focus: crate::sip::conference::FocusSettings {
+            factory_user: config.conference.factory_user.to_ascii_lowercase(),
+        },
         directory: directory.clone(),
         policies: policies.clone(),
         store: store.clone(),

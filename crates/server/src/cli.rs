@@ -234,7 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: OK", path.display());
             Ok(())
         }
-        Command::User(cmd) => user(&cli.data, cmd).await,
+        Command::User(cmd) => user(&cli.data, cli.config.as_deref(), cmd).await,
         Command::Policy(PolicyCommand::Im(cmd)) => im_policy(&cli.data, cmd).await,
         Command::Contact(cmd) => {
             let max = match &cli.config {
@@ -292,7 +292,14 @@ fn parse_address(s: &str) -> anyhow::Result<Address> {
     Address::parse(s).with_context(|| format!("{s:?} is not a valid address"))
 }
 
-async fn user(data: &Path, cmd: UserCommand) -> anyhow::Result<()> {
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
     let store = open_store(data).await?;
     match cmd {
         UserCommand::Add {

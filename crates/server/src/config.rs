@@ -20,6 +20,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub im: ImConfig,
     pub presence: PresenceConfig,
+    pub conference: ConferenceConfig,
     pub log: LogConfig,
 }
 
@@ -188,6 +189,39 @@ impl Default for PresenceConfig {
             default_expires: 3600,
             max_subscriptions_per_device: 2000,
             max_contacts: 1000,
+        }
+    }
+}
+
+/// Multiparty IM (the conference focus).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConferenceConfig {
+    /// User part of the conference factory URI in every served domain
+    /// (`sip:conf-factory@DOMAIN`); reserved, no user may have it.
+    pub factory_user: String,
+    /// Most participants in one conference.
+    pub max_participants: usize,
+    /// A conference without messages or joins for this long ends (minutes).
+    pub idle_timeout_minutes: u64,
+    /// History replayed to late joiners and kept when a conversation
+    /// escalates: at most this many messages…
+    pub history_messages: usize,
+    /// …none older than this (seconds).
+    pub history_seconds: u64,
+    /// Anyone in a served domain may join a conference without an invitation.
+    pub open_to_organisation: bool,
+}
+
+impl Default for ConferenceConfig {
+    fn default() -> ConferenceConfig {
+        ConferenceConfig {
+            factory_user: "conf-factory".into(),
+            max_participants: 250,
+            idle_timeout_minutes: 120,
+            history_messages: 50,
+            history_seconds: 300,
+            open_to_organisation: false,
         }
     }
 }
@@ -361,6 +395,25 @@ impl Config {
         }
         if p.max_contacts == 0 {
             return Err(("presence.max_contacts".into(), "must be at least 1".into()));
+        }
+        let c = &self.conference;
+        if switchboard_core::Address::from_parts(&c.factory_user, "example.com").is_err() {
+            return Err((
+                "conference.factory_user".into(),
+                format!("{:?} is not a valid user name", c.factory_user),
+            ));
+        }
+        if c.max_participants < 2 {
+            return Err((
+                "conference.max_participants".into(),
+                "must be at least 2".into(),
+            ));
+        }
+        if c.idle_timeout_minutes == 0 {
+            return Err((
+                "conference.idle_timeout_minutes".into(),
+                "must be at least 1".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err((

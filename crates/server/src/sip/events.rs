@@ -44,6 +44,7 @@ impl Package {
         match s {
             "presence" => Some(Package::Presence),
             "presence.winfo" => Some(Package::Winfo),
+            "conference" => Some(Package::Conference),
             _ => None,
         }
     }
@@ -113,6 +114,8 @@ pub struct Subscription {
     pub changed: HashSet<Address>,
     /// RLS: the list members and how the owner may see each.
     pub members: Vec<(Address, switchboard_core::presence::Decision)>,
+    /// REFER: the status line to report (100 while the invitation runs).
+    pub refer_status: Option<u16>,
 }
 
 /// Every subscription with the indexes fan-out needs.
@@ -202,6 +205,7 @@ impl Subscriptions {
                 need_full: true,
                 changed: HashSet::new(),
                 members: n.members,
+                refer_status: None,
             },
         );
         id

@@ -4,6 +4,7 @@
 //! and back; the rules about users, policies and presence live in the core.
 
 pub mod auth;
+pub mod conference;
 pub mod events;
 pub mod ids;
 pub mod location;
@@ -21,6 +22,8 @@ use registrar::RegistrarSettings;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use switchboard_core::conference::Conferences;
+use switchboard_core::conversation::Conversations;
 use switchboard_core::presence::{ContactBook, PresenceEngine};
 use switchboard_core::{Address, ContactGate, Directory, OfflineIm, Policies};
 use switchboard_sip::parse::{StartLine, parse_head};
@@ -78,6 +81,10 @@ pub struct SipServer {
     pub engine: Arc<PresenceEngine>,
     pub contacts: Arc<ContactBook>,
     presence_settings: presence::PresenceSettings,
+    pub conferences: Arc<Conferences>,
+    pub conversations: Arc<Conversations>,
+    legs: Mutex<HashMap<String, conference::Leg>>,
+    focus: conference::FocusSettings,
 }
 
 /// The services the SIP front door is built on.
@@ -90,6 +97,9 @@ pub struct Services {
     pub engine: Arc<PresenceEngine>,
     pub contacts: Arc<ContactBook>,
     pub presence: presence::PresenceSettings,
+    pub conferences: Arc<Conferences>,
+    pub conversations: Arc<Conversations>,
+    pub focus: conference::FocusSettings,
 }
 
 /// The option tags this server supports (Supported, and accepted in Require).
@@ -129,6 +139,10 @@ impl SipServer {
             engine: services.engine,
             contacts: services.contacts,
             presence_settings: services.presence,
+            conferences: services.conferences,
+            conversations: services.conversations,
+            legs: Mutex::new(HashMap::new()),
+            focus: services.focus,
         });
         server
             .transports
@@ -146,6 +160,7 @@ impl SipServer {
         self.start_offline();
         self.start_events();
         self.start_presence();
+        self.start_conferences();
         let me = self.clone();
         tokio::spawn(async move { me.timer_loop().await });
         let me = self.clone();
@@ -380,6 +395,14 @@ impl SipServer {
     }
 
     fn on_ack(&self, request: Request, flow: Flow) {
+        // ACKs for the focus's own 2xx end there.
+        if request
+            .uri
+            .as_sip()
+            .is_some_and(|u| self.conference_of_uri(u).is_some())
+        {
+            return;
+        }
         self.forward_ack(request, &flow);
     }
 
@@ -408,6 +431,9 @@ impl SipServer {
     }
 
     fn on_request(&self, key: TransactionKey, req: Request, flow: Flow) {
+        if req.method != Method::Cancel && self.focus_request(&key, &req, &flow) {
+            return;
+        }
         match req.method {
             Method::Register => self.on_register(&key, &req, &flow),
             Method::Options if self.is_for_server(&req.uri) => self.on_options(&key, &req),

@@ -232,7 +232,7 @@ impl SipServer {
 
     /// Handles SUBSCRIBE (initial, refresh, unsubscribe) for every package.
     pub fn on_subscribe(&self, key: &TransactionKey, req: &Request, flow: &Flow) {
-        let allow_events = "presence, presence.winfo";
+        let allow_events = "presence, presence.winfo, conference";
         let event = match req.headers.event() {
             Ok(Some(e)) => e,
             Ok(None) => return self.respond(key, reply(req, 400, "Missing Event header")),

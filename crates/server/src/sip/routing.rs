@@ -9,7 +9,7 @@ use crate::sip::auth::AuthOutcome;
 use crate::transport::Flow;
 use std::sync::Arc;
 use switchboard_core::{Address, InstantMessage};
-use switchboard_sip::{HeaderName, Method, Request, Response, SipUri, TransactionKey};
+use switchboard_sip::{HeaderName, Method, NameAddr, Request, Response, SipUri, TransactionKey};
 
 /// Body types accepted in MESSAGE (RFC 3428 pager mode, RFC 3994 typing).
 pub const MESSAGE_TYPES: [&str; 4] = [
@@ -86,6 +86,9 @@ impl SipServer {
         }
         let in_dialog = req.headers.to().ok().is_some_and(|t| t.tag().is_some());
         if in_dialog {
+            if self.in_dialog_escalation(&key, &req, &flow) {
+                return;
+            }
             match self.in_dialog_target(&req) {
                 Some(t) => self.proxy_to(key, &req, &flow, vec![t], OnFailure::Relay),
                 None => self.respond(&key, reply(&req, 481, "Call/Transaction Does Not Exist")),
@@ -193,7 +196,35 @@ impl SipServer {
                     reply(&req, 400, &format!("Bad message/cpim body: {e}")),
                 );
             }
+            if self.bridge_escalated(&key, &req, &sender, &recipient) {
+                return;
+            }
+            if ct.is("text", "plain")
+                && let Some(target) = String::from_utf8_lossy(&req.body)
+                    .trim()
+                    .strip_prefix("/invite ")
+            {
+                // Escalation from a pager-mode client: the third person named
+                // joins, the two of us move into a new conference.
+                let domain = recipient.domain().to_owned();
+                let invitee = if target.contains('@') {
+                    Address::parse(target.trim())
+                } else {
+                    Address::from_parts(target.trim(), &domain)
+                };
+                return match invitee {
+                    Ok(invitee) if invitee != sender && invitee != recipient => {
+                        self.respond(
+                            &key,
+                            Response::to_request(&req, 200).with_to_tag(&ids::tag()),
+                        );
+                        self.escalate(&sender, &recipient, &invitee, &domain);
+                    }
+                    _ => self.respond(&key, reply(&req, 400, "Bad /invite: name a third user")),
+                };
+            }
             if !ct.is("application", "im-iscomposing+xml") {
+                self.record_one_to_one(&sender, &recipient, &ct.to_string(), &req.body);
                 let sender_display = self
                     .directory
                     .user(&sender)
@@ -249,7 +280,91 @@ impl SipServer {
         self.proxy_to(key, &req, &flow, targets, on_failure);
     }
 
-    /// The privacy gate IM consults (the presence engine once it exists).
+    /// Keeps a one-to-one message in the conversation's recent history (what
+    /// a conference started from this conversation replays).
+    pub fn record_one_to_one(&self, from: &Address, to: &Address, content_type: &str, body: &[u8]) {
+        let entry = switchboard_core::conversation::HistoryEntry {
+            from: from.clone(),
+            from_display: self
+                .directory
+                .user(from)
+                .and_then(|u| u.display_name.clone()),
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+            at_ms: switchboard_core::now_ms(),
+        };
+        self.conversations.record(from, to, entry, ids::long_token);
+    }
+
+    /// In-dialog requests of a one-to-one session that concern escalation: a
+    /// REFER naming a third user starts a conference with both parties, and
+    /// once escalated, MESSAGEs go to the conference. Only honoured when the
+    /// request comes from a registered device of its sender. True if handled.
+    fn in_dialog_escalation(&self, key: &TransactionKey, req: &Request, flow: &Flow) -> bool {
+        if !matches!(req.method, Method::Message | Method::Refer) {
+            return false;
+        }
+        let (Ok(from), Ok(to)) = (req.headers.from(), req.headers.to()) else {
+            return false;
+        };
+        let (Some(sender), Some(peer)) = (
+            from.uri.as_sip().and_then(|u| self.user_address(u, req)),
+            to.uri.as_sip().and_then(|u| self.user_address(u, req)),
+        ) else {
+            return false;
+        };
+        if !self.directory.is_served(sender.domain()) || !self.directory.is_served(peer.domain()) {
+            return false;
+        }
+        let from_device = self
+            .location
+            .bindings(&sender, switchboard_core::now_ms())
+            .iter()
+            .any(|b| b.flow.remote == flow.remote && b.flow.transport == flow.transport);
+        if !from_device {
+            return false;
+        }
+        match req.method {
+            Method::Refer => {
+                let Some(invitee) = req
+                    .headers
+                    .get(&HeaderName::ReferTo)
+                    .and_then(|v| NameAddr::parse(v, "Refer-To").ok())
+                    .and_then(|n| n.uri.as_sip().and_then(|u| self.user_address(u, req)))
+                else {
+                    return false;
+                };
+                if invitee == sender
+                    || invitee == peer
+                    || !self.directory.is_served(invitee.domain())
+                {
+                    return false;
+                }
+                self.respond(key, Response::to_request(req, 202));
+                match self
+                    .conversations
+                    .escalated(&sender, &peer)
+                    .filter(|c| self.conferences.get(c).is_some())
+                {
+                    Some(conf) => self.invite_to_escalated(&conf, &sender, &invitee),
+                    None => {
+                        self.escalate(&sender, &peer, &invitee, peer.domain());
+                    }
+                }
+                true
+            }
+            _ => {
+                let ct = req.headers.content_type().ok().flatten();
+                if self.conversations.escalated(&sender, &peer).is_none() {
+                    if let Some(ct) = ct.filter(|c| !c.is("application", "im-iscomposing+xml")) {
+                        self.record_one_to_one(&sender, &peer, &ct.to_string(), &req.body);
+                    }
+                    return false;
+                }
+                self.bridge_escalated(key, req, &sender, &peer)
+            }
+        }
+    }
     pub fn contact_gate(&self) -> Arc<dyn switchboard_core::ContactGate> {
         self.gate.clone()
     }
