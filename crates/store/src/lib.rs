@@ -12,6 +12,7 @@
 //!   store-wide change sequence ([`Store::change_seq`]) so that a running server
 //!   notices edits made by the command-line tool without a restart.
 
+pub mod archive;
 pub mod conformance;
 mod error;
 mod records;
