@@ -7,6 +7,7 @@
 //! one from a SIP phone take the same path.
 
 pub mod address;
+pub mod archive;
 pub mod conference;
 pub mod conversation;
 pub mod directory;
