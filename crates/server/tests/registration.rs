@@ -435,6 +435,12 @@ async fn responses_tell_the_client_its_address_rport() {
     let resp = ua.register(600).await.expect("register");
     let via = resp.headers.top_via().expect("via");
     let local = ua.local_addr();
-    assert_eq!(via.params.value("rport"), Some(local.port().to_string().as_str()));
-    assert_eq!(via.params.value("received"), Some(local.ip().to_string().as_str()));
+    assert_eq!(
+        via.params.value("rport"),
+        Some(local.port().to_string().as_str())
+    );
+    assert_eq!(
+        via.params.value("received"),
+        Some(local.ip().to_string().as_str())
+    );
 }
