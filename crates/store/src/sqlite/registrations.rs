@@ -44,6 +44,60 @@ fn binding_from_row(row: &SqliteRow) -> StoreResult<BindingRecord> {
     })
 }
 
+/// Rows per multi-row upsert (15 parameters each, far below SQLite's limit).
+const UPSERT_CHUNK: usize = 64;
+
+/// Inserts or replaces `rows` in one statement, in order (a later row for the
+/// same binding wins, as if applied one by one).
+async fn upsert_many(conn: &mut SqliteConnection, rows: &[&BindingRecord]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO bindings (aor, contact, instance, reg_id, q_milli, expires_ms, \
+         call_id, cseq, transport, source_addr, local_addr, path, user_agent, features, \
+         registered_ms) VALUES ",
+    );
+    for i in 0..rows.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    sql.push_str(
+        " ON CONFLICT (aor, contact) DO UPDATE SET \
+         instance = excluded.instance, reg_id = excluded.reg_id, \
+         q_milli = excluded.q_milli, expires_ms = excluded.expires_ms, \
+         call_id = excluded.call_id, cseq = excluded.cseq, \
+         transport = excluded.transport, source_addr = excluded.source_addr, \
+         local_addr = excluded.local_addr, path = excluded.path, \
+         user_agent = excluded.user_agent, features = excluded.features, \
+         registered_ms = excluded.registered_ms",
+    );
+    // Built only from constants and a row count: nothing user-supplied.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in rows {
+        q = q
+            .bind(&b.aor)
+            .bind(&b.contact)
+            .bind(b.instance.as_deref())
+            .bind(b.reg_id.map(i64::from))
+            .bind(b.q_milli.map(i64::from))
+            .bind(b.expires_ms)
+            .bind(&b.call_id)
+            .bind(i64::from(b.cseq))
+            .bind(&b.transport)
+            .bind(&b.source)
+            .bind(&b.local)
+            .bind(to_json_list(&b.path, "path")?)
+            .bind(b.user_agent.as_deref())
+            .bind(to_json_list(&b.features, "features")?)
+            .bind(b.registered_ms);
+    }
+    q.execute(conn).await.map_err(db("apply bindings"))?;
+    Ok(())
+}
+
 async fn apply_one(conn: &mut SqliteConnection, change: &BindingChange) -> StoreResult<()> {
     let what = "apply bindings";
     match change {
@@ -118,9 +172,27 @@ impl Registrations for SqliteStore {
         }
         let what = "apply bindings";
         let mut tx = self.begin_write(what).await?;
+        // Runs of upserts go in multi-row statements: under load the registrar
+        // hands over hundreds at once, and each statement is a round trip to
+        // SQLite's worker thread.
+        let mut run: Vec<&BindingRecord> = Vec::new();
         for change in changes {
-            apply_one(&mut tx, change).await?;
+            match change {
+                BindingChange::Upsert(b) => {
+                    run.push(b);
+                    if run.len() == UPSERT_CHUNK {
+                        upsert_many(&mut tx, &run).await?;
+                        run.clear();
+                    }
+                }
+                other => {
+                    upsert_many(&mut tx, &run).await?;
+                    run.clear();
+                    apply_one(&mut tx, other).await?;
+                }
+            }
         }
+        upsert_many(&mut tx, &run).await?;
         tx.commit().await.map_err(db(what))
     }
 
