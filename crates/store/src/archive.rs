@@ -14,6 +14,23 @@ use sha2::{Digest, Sha256};
 /// The `prev_hash` of the first record ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// How many records a search or range returns when asked for 0 (no limit given).
+pub const DEFAULT_ARCHIVE_LIMIT: u32 = 1000;
+
+/// The most records one search or range call returns: larger limits are cut to
+/// this, so that one call cannot load the whole archive into memory.
+pub const MAX_ARCHIVE_LIMIT: u32 = 100_000;
+
+/// The limit a backend applies for a requested `limit`: 0 means
+/// [`DEFAULT_ARCHIVE_LIMIT`], anything above [`MAX_ARCHIVE_LIMIT`] is cut to it.
+pub fn archive_limit(limit: u32) -> u32 {
+    if limit == 0 {
+        DEFAULT_ARCHIVE_LIMIT
+    } else {
+        limit.min(MAX_ARCHIVE_LIMIT)
+    }
+}
+
 /// A record to append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewArchiveRecord {
@@ -85,22 +102,36 @@ pub enum ChainFinding {
     Altered { seq: i64 },
     /// Records are missing before this one (deleted), or one was inserted
     /// (its predecessor's hash is not the one it was chained to).
-    Broken { seq: i64, expected_prev: String, found_prev: String },
+    Broken {
+        seq: i64,
+        expected_prev: String,
+        found_prev: String,
+    },
     /// Sequence numbers jump (records deleted in between).
     Gap { after: i64, next: i64 },
 }
 
 /// Checks a run of records in `seq` order, starting after `anchor`
 /// (`(seq, hash)` of the last purged record, or `(0, GENESIS)`).
-pub fn verify_chain<'a>(anchor: (i64, &str), records: impl IntoIterator<Item = &'a ArchiveRecord>) -> (Vec<ChainFinding>, Option<(i64, String)>) {
+pub fn verify_chain<'a>(
+    anchor: (i64, &str),
+    records: impl IntoIterator<Item = &'a ArchiveRecord>,
+) -> (Vec<ChainFinding>, Option<(i64, String)>) {
     let mut findings = Vec::new();
     let (mut last_seq, mut last_hash) = (anchor.0, anchor.1.to_owned());
     for r in records {
         if r.seq != last_seq + 1 {
-            findings.push(ChainFinding::Gap { after: last_seq, next: r.seq });
+            findings.push(ChainFinding::Gap {
+                after: last_seq,
+                next: r.seq,
+            });
         }
         if r.prev_hash != last_hash {
-            findings.push(ChainFinding::Broken { seq: r.seq, expected_prev: last_hash.clone(), found_prev: r.prev_hash.clone() });
+            findings.push(ChainFinding::Broken {
+                seq: r.seq,
+                expected_prev: last_hash.clone(),
+                found_prev: r.prev_hash.clone(),
+            });
         }
         if chain_hash(&r.prev_hash, r.seq, &r.record) != r.hash {
             findings.push(ChainFinding::Altered { seq: r.seq });
@@ -108,7 +139,10 @@ pub fn verify_chain<'a>(anchor: (i64, &str), records: impl IntoIterator<Item = &
         last_seq = r.seq;
         last_hash = r.hash.clone();
     }
-    (findings, (last_seq > anchor.0).then_some((last_seq, last_hash)))
+    (
+        findings,
+        (last_seq > anchor.0).then_some((last_seq, last_hash)),
+    )
 }
 
 /// A search over the archive. Every field narrows the result.
@@ -125,7 +159,8 @@ pub struct ArchiveQuery {
     pub conversation: Option<String>,
     /// Only records with `seq` above this (paging).
     pub after_seq: Option<i64>,
-    /// At most this many records (oldest first).
+    /// At most this many records (oldest first); see [`archive_limit`] for 0
+    /// and the cap.
     pub limit: u32,
 }
 
@@ -148,7 +183,8 @@ pub trait Archive: Send + Sync {
     async fn append_archive(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>>;
     /// Records matching `q`, oldest first.
     async fn search_archive(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveRecord>>;
-    /// Records with `seq` above `after_seq`, in order, at most `limit`.
+    /// Records with `seq` above `after_seq`, in order, at most `limit` (see
+    /// [`archive_limit`]).
     async fn archive_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ArchiveRecord>>;
     /// `(seq, hash)` the remaining chain starts after: `(0, GENESIS)`, or the
     /// last record removed by retention.
@@ -161,11 +197,22 @@ pub trait Archive: Send + Sync {
     /// Moves the anchor. Returns how many were removed.
     async fn purge_archive(&self, before_ms: i64, only_mailed: bool) -> StoreResult<u64>;
     /// Conversations whose last record is older than `idle_before_ms` and
-    /// that some participant's mailbox has not received yet.
-    async fn conversations_to_mail(&self, idle_before_ms: i64, limit: u32) -> StoreResult<Vec<ConversationSummary>>;
+    /// that some participant's mailbox has not received yet, or not since its
+    /// last record (a conversation that went on after it was mailed is due
+    /// again); oldest last record first, at most `limit` (see [`archive_limit`]).
+    async fn conversations_to_mail(
+        &self,
+        idle_before_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationSummary>>;
     /// Summary of one conversation, `None` if it has no record.
-    async fn conversation_summary(&self, conversation: &str) -> StoreResult<Option<ConversationSummary>>;
-    /// Records that `mailbox` received the transcript of `conversation`.
+    async fn conversation_summary(
+        &self,
+        conversation: &str,
+    ) -> StoreResult<Option<ConversationSummary>>;
+    /// Records that `mailbox` received the transcript of `conversation` at
+    /// `at_ms` (the delivery time; a mark covers the records up to then).
+    /// Idempotent; a later mark of the same pair keeps the later time.
     async fn mark_mailed(&self, conversation: &str, mailbox: &str, at_ms: i64) -> StoreResult<()>;
     /// Mailboxes that already received `conversation`.
     async fn mailed(&self, conversation: &str) -> StoreResult<Vec<String>>;
@@ -200,7 +247,12 @@ mod tests {
             .map(|(i, t)| {
                 let seq = i as i64 + 1;
                 let hash = chain_hash(&prev, seq, &rec(t));
-                let r = ArchiveRecord { seq, record: rec(t), prev_hash: prev.clone(), hash: hash.clone() };
+                let r = ArchiveRecord {
+                    seq,
+                    record: rec(t),
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 r
             })
@@ -219,17 +271,37 @@ mod tests {
     fn edits_insertions_and_deletions_show() {
         let mut c = chain(&["a", "b", "c"]);
         c[1].record.body = b"B".to_vec();
-        assert_eq!(verify_chain((0, GENESIS), &c).0, vec![ChainFinding::Altered { seq: 2 }]);
+        assert_eq!(
+            verify_chain((0, GENESIS), &c).0,
+            vec![ChainFinding::Altered { seq: 2 }]
+        );
         let mut d = chain(&["a", "b", "c"]);
         d.remove(1);
         let f = verify_chain((0, GENESIS), &d).0;
-        assert!(f.iter().any(|x| matches!(x, ChainFinding::Gap { after: 1, next: 3 })) && f.iter().any(|x| matches!(x, ChainFinding::Broken { seq: 3, .. })), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|x| matches!(x, ChainFinding::Gap { after: 1, next: 3 }))
+                && f.iter()
+                    .any(|x| matches!(x, ChainFinding::Broken { seq: 3, .. })),
+            "{f:?}"
+        );
         let mut e = chain(&["a", "b"]);
-        let forged = ArchiveRecord { seq: 3, record: rec("forged"), prev_hash: "f".repeat(64), hash: chain_hash(&"f".repeat(64), 3, &rec("forged")) };
+        let forged = ArchiveRecord {
+            seq: 3,
+            record: rec("forged"),
+            prev_hash: "f".repeat(64),
+            hash: chain_hash(&"f".repeat(64), 3, &rec("forged")),
+        };
         e.push(forged);
-        assert!(matches!(verify_chain((0, GENESIS), &e).0.as_slice(), [ChainFinding::Broken { seq: 3, .. }]));
+        assert!(matches!(
+            verify_chain((0, GENESIS), &e).0.as_slice(),
+            [ChainFinding::Broken { seq: 3, .. }]
+        ));
         let first_two = chain(&["a", "b", "c"]);
         let anchor = (first_two[1].seq, first_two[1].hash.as_str());
-        assert!(verify_chain(anchor, &first_two[2..]).0.is_empty(), "a purged prefix is fine from its anchor");
+        assert!(
+            verify_chain(anchor, &first_two[2..]).0.is_empty(),
+            "a purged prefix is fine from its anchor"
+        );
     }
 }

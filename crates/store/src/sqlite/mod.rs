@@ -1,7 +1,9 @@
 //! SQLite backend: the embedded store of the Standard Edition.
 //!
-//! One database file holds everything. It is opened at the same time by the running
-//! server and by `switchboard` CLI invocations (separate processes), which is why:
+//! One database file holds everything except the compliance archive, which has
+//! a file of its own ([`SqliteArchive`], described in its module). The store is
+//! opened at the same time by the running server and by `switchboard` CLI
+//! invocations (separate processes), which is why:
 //! - the journal is in WAL mode, so readers never block the writer and a commit by
 //!   one process is visible to the next transaction of the other;
 //! - every write runs in a `BEGIN IMMEDIATE` transaction, which takes the write
@@ -22,6 +24,7 @@
 //!   messages alike;
 //! - a failed call changes nothing and does not move the change sequence.
 
+mod archive;
 mod contacts;
 mod directory;
 mod offline;
@@ -43,14 +46,19 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{Store, StoreError, StoreResult};
 
+pub use archive::SqliteArchive;
+
 /// The embedded migrations; `migrations/sqlite` mirrors the PostgreSQL set.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a statement waits for another connection's (or process's) write lock
 /// before the call fails as [`StoreError::Unavailable`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a call waits for a free pooled connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for a free pooled connection, as a multiple of the
+/// busy timeout: a connection is held at most about one busy timeout by a call
+/// stuck on the lock, so a caller queued behind it learns of the outage after
+/// about two (10 s for the store, 2 s for an archive opened for critical mode).
+const ACQUIRE_TIMEOUTS_PER_BUSY_TIMEOUT: u32 = 2;
 /// SQLite has one writer at a time; a few connections are enough for concurrent
 /// readers next to it, and each costs a thread and a page cache.
 const MAX_CONNECTIONS: u32 = 4;
@@ -88,32 +96,8 @@ impl SqliteStore {
     /// [`StoreError::Backend`] when it is not a Switchboard database this build
     /// understands (corrupt, or migrated by a newer version).
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
-        create_private_file(path)?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let mut attempt = 1;
-        loop {
-            let pool_options = SqlitePoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .min_connections(0)
-                .acquire_timeout(ACQUIRE_TIMEOUT);
-            match Self::connect(pool_options, options.clone()).await {
-                Ok(store) => return Ok(store),
-                Err(e) if attempt < OPEN_ATTEMPTS && is_busy(&e) => {
-                    tracing::debug!(attempt, "database busy while opening; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(classify(&format!("open database {}", path.display()), e));
-                }
-            }
-        }
+        let pool = open_file(path, &MIGRATOR, BUSY_TIMEOUT, SqliteSynchronous::Normal).await?;
+        Ok(SqliteStore { pool })
     }
 
     /// Opens a private, empty in-memory database, for tests of code built on the
@@ -121,19 +105,8 @@ impl SqliteStore {
     /// single connection that is never recycled, because the data lives only as
     /// long as that connection.
     pub async fn open_in_memory() -> StoreResult<SqliteStore> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|e| classify("open in-memory database", e))?
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool_options = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(ACQUIRE_TIMEOUT);
-        Self::connect(pool_options, options)
-            .await
-            .map_err(|e| classify("open in-memory database", e))
+        let pool = open_memory(&MIGRATOR).await?;
+        Ok(SqliteStore { pool })
     }
 
     /// Closes every connection, waiting for them, so that the last one can
@@ -143,56 +116,126 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn connect(
-        pool_options: SqlitePoolOptions,
-        options: SqliteConnectOptions,
-    ) -> Result<SqliteStore, sqlx::Error> {
-        let pool = pool_options.connect_with(options).await?;
-        {
-            // The whole migration run holds the write lock (the migrator's own
-            // per-migration transactions become savepoints inside it), so two
-            // processes opening a fresh file cannot both apply migration 1.
-            // Consequence for future migrations: they always run inside this
-            // transaction, so `PRAGMA foreign_keys = OFF` (the usual table-rebuild
-            // recipe) has no effect there; use `PRAGMA defer_foreign_keys = ON`.
-            let mut conn = pool.acquire().await?;
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            MIGRATOR
-                .run_direct(None, &mut *tx, false)
-                .await
-                .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
-            tx.commit().await?;
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut *conn)
-                .await?;
-            if mode != "wal" && mode != "memory" {
-                tracing::warn!(
-                    journal_mode = %mode,
-                    "SQLite database is not in WAL mode; the CLI and the server will block each other"
-                );
-            }
-        }
-        Ok(SqliteStore { pool })
-    }
-
     /// Starts a write transaction holding the database write lock.
     async fn begin_write(&self, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| classify(what, e))
+        begin_write(&self.pool, what).await
     }
 
     /// Starts a read transaction: one consistent snapshot for multi-query reads.
     async fn begin_read(&self, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool.begin().await.map_err(|e| classify(what, e))
+        begin_read(&self.pool, what).await
     }
 }
 
+/// Starts a write transaction on `pool` holding the database write lock
+/// (`BEGIN IMMEDIATE`, waiting up to the busy timeout for it).
+async fn begin_write(pool: &SqlitePool, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| classify(what, e))
+}
+
+/// Starts a read transaction on `pool`: one consistent snapshot for
+/// multi-query reads.
+async fn begin_read(pool: &SqlitePool, what: &str) -> StoreResult<Transaction<'static, Sqlite>> {
+    pool.begin().await.map_err(|e| classify(what, e))
+}
+
+/// Opens (creating it and its parent directory if missing, owner-only) the
+/// database file at `path` in WAL mode with the given busy timeout and
+/// `synchronous` level, and applies `migrator` under the write lock. Shared by
+/// every file database of this backend (the store and the archive), so that
+/// they behave alike: same pool, retries, permissions and error classification.
+pub(crate) async fn open_file(
+    path: &Path,
+    migrator: &'static Migrator,
+    busy_timeout: Duration,
+    synchronous: SqliteSynchronous,
+) -> StoreResult<SqlitePool> {
+    create_private_file(path)?;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .foreign_keys(true)
+        .busy_timeout(busy_timeout);
+    let mut attempt = 1;
+    loop {
+        let pool_options = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(busy_timeout.saturating_mul(ACQUIRE_TIMEOUTS_PER_BUSY_TIMEOUT));
+        match connect_pool(pool_options, options.clone(), migrator).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if attempt < OPEN_ATTEMPTS && is_busy(&e) => {
+                tracing::debug!(attempt, "database busy while opening; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(classify(&format!("open database {}", path.display()), e));
+            }
+        }
+    }
+}
+
+/// Opens a private in-memory database on one connection that is never
+/// recycled (the data lives only as long as it) and applies `migrator`.
+pub(crate) async fn open_memory(migrator: &'static Migrator) -> StoreResult<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite::memory:")
+        .map_err(|e| classify("open in-memory database", e))?
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool_options = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(BUSY_TIMEOUT.saturating_mul(ACQUIRE_TIMEOUTS_PER_BUSY_TIMEOUT));
+    connect_pool(pool_options, options, migrator)
+        .await
+        .map_err(|e| classify("open in-memory database", e))
+}
+
+async fn connect_pool(
+    pool_options: SqlitePoolOptions,
+    options: SqliteConnectOptions,
+    migrator: &'static Migrator,
+) -> Result<SqlitePool, sqlx::Error> {
+    let pool = pool_options.connect_with(options).await?;
+    {
+        // The whole migration run holds the write lock (the migrator's own
+        // per-migration transactions become savepoints inside it), so two
+        // processes opening a fresh file cannot both apply migration 1.
+        // Consequence for future migrations: they always run inside this
+        // transaction, so `PRAGMA foreign_keys = OFF` (the usual table-rebuild
+        // recipe) has no effect there; use `PRAGMA defer_foreign_keys = ON`.
+        let mut conn = pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        migrator
+            .run_direct(None, &mut *tx, false)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        tx.commit().await?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        if mode != "wal" && mode != "memory" {
+            tracing::warn!(
+                journal_mode = %mode,
+                "SQLite database is not in WAL mode; the CLI and the server will block each other"
+            );
+        }
+    }
+    Ok(pool)
+}
+
 /// Creates the database file (and missing parent directories) readable by its
-/// owner only, before SQLite opens it: it holds HA1 values, which are
-/// password-equivalent for digest authentication. SQLite gives the `-wal` and
-/// `-shm` files the permissions of the main file. An existing file is left as it is.
+/// owner only, before SQLite opens it: the store holds HA1 values, which are
+/// password-equivalent for digest authentication, and the archive holds message
+/// content. SQLite gives the `-wal` and `-shm` files the permissions of the main
+/// file. An existing file is left as it is.
 fn create_private_file(path: &Path) -> StoreResult<()> {
     let unavailable = |what: &str, p: &Path, e: std::io::Error| {
         StoreError::Unavailable(format!("cannot create {what} {}: {e}", p.display()))

@@ -1,0 +1,765 @@
+//! The compliance archive on SQLite: [`SqliteArchive`].
+//!
+//! The archive is a database file of its own (typically `archive.db` next to
+//! the store), opened like the store (WAL, `BEGIN IMMEDIATE` writes, owner-only
+//! file, the same error classification) but with its own migrations
+//! (`migrations/sqlite-archive`) and two differences:
+//! - commits use `synchronous = FULL`: an archived message is on disk, power
+//!   loss included, before the server delivers it in critical mode;
+//! - the busy timeout can be shortened ([`SqliteArchive::open_with_busy_timeout`]),
+//!   so that in critical mode an archive that is locked or unwritable refuses
+//!   IM within about a second instead of holding every message for five.
+//!
+//! Schema (see the migration for the details):
+//! - `archive_records`: the chain; `seq` is the rowid, so seq order is the
+//!   table's own order; indexes by conversation, time and sender;
+//! - `archive_party (address, seq)`: the sender and every participant of each
+//!   record, for "records this user sent or received";
+//! - `archive_conversations` and `archive_conversation_parties`: per
+//!   conversation its span, record count and everyone in it, maintained on
+//!   append and purge, for `with` searches, summaries and the mail job;
+//! - `archive_text`: an external-content FTS5 index over `text`, kept in step by
+//!   triggers;
+//! - `archive_anchor`: the `(seq, hash)` the remaining chain starts after;
+//! - `archive_mailed (conversation, mailbox)`: transcripts delivered.
+//!
+//! Only the records and the anchor are evidence; everything else is derived
+//! from the records and can be rebuilt from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{BUSY_TIMEOUT, begin_read, begin_write, col, db, narrow, open_file, open_memory};
+use crate::archive::{
+    Archive, ArchiveQuery, ArchiveRecord, ConversationSummary, NewArchiveRecord, archive_limit,
+    chain_hash,
+};
+use crate::{StoreError, StoreResult};
+
+/// The archive's own migrations, separate from the store's.
+static ARCHIVE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite-archive");
+
+/// The columns `record_from_row` reads, as a literal for `concat!`.
+macro_rules! record_columns {
+    () => {
+        "seq, conversation, kind, at_ms, sender, participants, content_type, body, text, \
+         outcome, external, prev_hash, hash"
+    };
+}
+
+/// Records per multi-row `INSERT` (13 bound values each, far below SQLite's
+/// limit of 32766 variables per statement).
+const RECORDS_PER_INSERT: usize = 100;
+/// Two-column rows (parties, conversation parties) per multi-row `INSERT`.
+const PAIRS_PER_INSERT: usize = 500;
+/// Conversation rows per multi-row upsert (4 values each).
+const CONVERSATIONS_PER_UPSERT: usize = 250;
+
+/// The SQLite compliance archive. Cheap to clone (clones share one connection
+/// pool).
+///
+/// Several handles, in one process or several (server and CLI), may use one
+/// file at once: every write takes the database write lock first, so appends
+/// from all of them form one chain without gaps or forks.
+#[derive(Debug, Clone)]
+pub struct SqliteArchive {
+    pool: SqlitePool,
+}
+
+impl SqliteArchive {
+    /// Opens (creating it and its parent directory if missing, readable by its
+    /// owner only) the archive database at `path` and brings its schema up to
+    /// date, waiting up to 5 s for a lock held by another connection, like the
+    /// store. `path` must not be the store's own file.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when the file cannot be opened or
+    /// written (permissions, disk full, held locked too long) and with
+    /// [`StoreError::Backend`] when it is not an archive this build understands
+    /// (corrupt, another kind of Switchboard database, or migrated by a newer
+    /// version).
+    pub async fn open(path: &Path) -> StoreResult<SqliteArchive> {
+        Self::open_with_busy_timeout(path, BUSY_TIMEOUT).await
+    }
+
+    /// Like [`open`](Self::open), but every statement waits at most
+    /// `busy_timeout` for a lock held by another connection before failing
+    /// with [`StoreError::Unavailable`], and a call waits at most twice that for
+    /// a free pooled connection. Critical mode opens the archive with about
+    /// 1 s, so that IM is refused promptly when the archive cannot be written.
+    /// Opening itself may retry a few times while another process holds the
+    /// lock, so it can take several busy timeouts.
+    pub async fn open_with_busy_timeout(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> StoreResult<SqliteArchive> {
+        let pool = open_file(
+            path,
+            &ARCHIVE_MIGRATOR,
+            busy_timeout,
+            SqliteSynchronous::Full,
+        )
+        .await?;
+        Ok(SqliteArchive { pool })
+    }
+
+    /// Opens a private, empty in-memory archive, for tests of code built on
+    /// the archive. Nothing is persisted and no other handle can see it.
+    pub async fn open_in_memory() -> StoreResult<SqliteArchive> {
+        let pool = open_memory(&ARCHIVE_MIGRATOR).await?;
+        Ok(SqliteArchive { pool })
+    }
+
+    /// Closes every connection, waiting for them, so that the last one can
+    /// checkpoint the WAL into the main file. Calls made through clones fail
+    /// with [`StoreError::Unavailable`] afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads one stored record; a column that does not decode (a direct edit put
+/// something else there) is a [`StoreError::Backend`] naming the record.
+fn record_from_row(row: &SqliteRow) -> StoreResult<ArchiveRecord> {
+    let seq: i64 = col(row, "seq")?;
+    let named = |e: StoreError| StoreError::Backend(format!("archive record {seq}: {e}"));
+    let participants: String = col(row, "participants").map_err(named)?;
+    let participants: Vec<String> = serde_json::from_str(&participants).map_err(|e| {
+        StoreError::Backend(format!(
+            "archive record {seq}: participants are not a JSON list of strings: {e}"
+        ))
+    })?;
+    Ok(ArchiveRecord {
+        seq,
+        record: NewArchiveRecord {
+            conversation: col(row, "conversation").map_err(named)?,
+            kind: col(row, "kind").map_err(named)?,
+            at_ms: col(row, "at_ms").map_err(named)?,
+            sender: col(row, "sender").map_err(named)?,
+            participants,
+            content_type: col(row, "content_type").map_err(named)?,
+            body: col(row, "body").map_err(named)?,
+            text: col(row, "text").map_err(named)?,
+            outcome: col(row, "outcome").map_err(named)?,
+            external: col(row, "external").map_err(named)?,
+        },
+        prev_hash: col(row, "prev_hash").map_err(named)?,
+        hash: col(row, "hash").map_err(named)?,
+    })
+}
+
+/// Turns the user's words into an FTS5 query that can only mean "all of these
+/// words": each word becomes an FTS5 string (`"…"`, inner quotes doubled), and
+/// strings side by side are ANDed. Nothing the user types can therefore act
+/// as FTS5 syntax (`OR`, `NOT`, `NEAR(`, `*`, `^`, `:`, parentheses, quotes).
+///
+/// Words are separated by whitespace and control characters (FTS5 reads its
+/// query as a C string, so a NUL must never reach it). A word without any
+/// letter or digit is dropped: the tokenizer indexes none of its characters,
+/// so it cannot narrow the search. Returns `None` when no word is left.
+///
+/// Inside a string the tokenizer still splits, so `don't` becomes the phrase
+/// `don t`, matching the text "don't" (and "don t").
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The end of the chain inside the caller's transaction: the newest record,
+/// or the anchor when retention removed every record (or none was written).
+async fn chain_end(conn: &mut SqliteConnection) -> StoreResult<(i64, String)> {
+    let what = "read the end of the archive chain";
+    let head = sqlx::query("SELECT seq, hash FROM archive_records ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(what))?;
+    match head {
+        Some(row) => Ok((col(&row, "seq")?, col(&row, "hash")?)),
+        None => read_anchor(conn).await,
+    }
+}
+
+/// The anchor row inside the caller's transaction.
+async fn read_anchor(conn: &mut SqliteConnection) -> StoreResult<(i64, String)> {
+    let row = sqlx::query("SELECT seq, hash FROM archive_anchor WHERE id = 1")
+        .fetch_optional(conn)
+        .await
+        .map_err(db("read the archive anchor"))?
+        .ok_or_else(|| StoreError::Backend("archive anchor row is missing".to_owned()))?;
+    Ok((col(&row, "seq")?, col(&row, "hash")?))
+}
+
+/// A record with its place in the chain, borrowed from the caller.
+struct Chained<'a> {
+    seq: i64,
+    record: &'a NewArchiveRecord,
+    participants_json: String,
+    prev_hash: String,
+    hash: String,
+}
+
+/// A conversation's share of one append.
+struct ConversationDelta<'a> {
+    first_ms: i64,
+    last_ms: i64,
+    records: i64,
+    parties: BTreeSet<&'a str>,
+}
+
+/// The sender and participants of a record, each once.
+fn parties(r: &NewArchiveRecord) -> BTreeSet<&str> {
+    std::iter::once(r.sender.as_str())
+        .chain(r.participants.iter().map(String::as_str))
+        .collect()
+}
+
+/// Runs a multi-row statement; only full-size chunks (whose SQL text repeats)
+/// are kept in the connection's prepared-statement cache.
+async fn execute_chunk(
+    conn: &mut SqliteConnection,
+    mut qb: QueryBuilder<Sqlite>,
+    full_size: bool,
+    what: &str,
+) -> StoreResult<()> {
+    qb.build()
+        .persistent(full_size)
+        .execute(conn)
+        .await
+        .map_err(db(what))?;
+    Ok(())
+}
+
+/// Inserts chained records, their party rows and their conversations' rows,
+/// inside the caller's transaction (the FTS rows follow by trigger).
+async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> StoreResult<()> {
+    let what = "append to archive";
+    for chunk in rows.chunks(RECORDS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+            "INSERT INTO archive_records (",
+            record_columns!(),
+            ") "
+        ));
+        qb.push_values(chunk, |mut b, row| {
+            let r = row.record;
+            b.push_bind(row.seq)
+                .push_bind(r.conversation.clone())
+                .push_bind(r.kind.clone())
+                .push_bind(r.at_ms)
+                .push_bind(r.sender.clone())
+                .push_bind(row.participants_json.clone())
+                .push_bind(r.content_type.clone())
+                .push_bind(r.body.clone())
+                .push_bind(r.text.clone())
+                .push_bind(r.outcome.clone())
+                .push_bind(r.external)
+                .push_bind(row.prev_hash.clone())
+                .push_bind(row.hash.clone());
+        });
+        execute_chunk(conn, qb, chunk.len() == RECORDS_PER_INSERT, what).await?;
+    }
+
+    let party_rows: Vec<(&str, i64)> = rows
+        .iter()
+        .flat_map(|row| parties(row.record).into_iter().map(move |a| (a, row.seq)))
+        .collect();
+    for chunk in party_rows.chunks(PAIRS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO archive_party (address, seq) ");
+        qb.push_values(chunk, |mut b, (address, seq)| {
+            b.push_bind(address.to_string()).push_bind(*seq);
+        });
+        execute_chunk(conn, qb, chunk.len() == PAIRS_PER_INSERT, what).await?;
+    }
+
+    let mut conversations: BTreeMap<&str, ConversationDelta<'_>> = BTreeMap::new();
+    for row in rows {
+        let r = row.record;
+        let delta = conversations
+            .entry(r.conversation.as_str())
+            .or_insert_with(|| ConversationDelta {
+                first_ms: r.at_ms,
+                last_ms: r.at_ms,
+                records: 0,
+                parties: BTreeSet::new(),
+            });
+        delta.first_ms = delta.first_ms.min(r.at_ms);
+        delta.last_ms = delta.last_ms.max(r.at_ms);
+        delta.records += 1;
+        delta.parties.extend(parties(r));
+    }
+    let deltas: Vec<(&str, &ConversationDelta<'_>)> =
+        conversations.iter().map(|(c, d)| (*c, d)).collect();
+    for chunk in deltas.chunks(CONVERSATIONS_PER_UPSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) ",
+        );
+        qb.push_values(chunk, |mut b, (conversation, d)| {
+            b.push_bind(conversation.to_string())
+                .push_bind(d.first_ms)
+                .push_bind(d.last_ms)
+                .push_bind(d.records);
+        });
+        qb.push(
+            " ON CONFLICT (conversation) DO UPDATE SET \
+             first_ms = min(first_ms, excluded.first_ms), \
+             last_ms = max(last_ms, excluded.last_ms), \
+             records = records + excluded.records",
+        );
+        execute_chunk(conn, qb, chunk.len() == CONVERSATIONS_PER_UPSERT, what).await?;
+    }
+    let conversation_parties: Vec<(&str, &str)> = conversations
+        .iter()
+        .flat_map(|(c, d)| d.parties.iter().map(move |a| (*c, *a)))
+        .collect();
+    for chunk in conversation_parties.chunks(PAIRS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO archive_conversation_parties (conversation, address) ",
+        );
+        qb.push_values(chunk, |mut b, (conversation, address)| {
+            b.push_bind(conversation.to_string())
+                .push_bind(address.to_string());
+        });
+        qb.push(" ON CONFLICT (conversation, address) DO NOTHING");
+        execute_chunk(conn, qb, chunk.len() == PAIRS_PER_INSERT, what).await?;
+    }
+    Ok(())
+}
+
+/// The condition "this conversation (`c`, a row of `archive_conversations`)
+/// has a participant whose mailbox has not received it since its last record".
+macro_rules! not_fully_mailed {
+    () => {
+        "EXISTS (SELECT 1 FROM archive_conversation_parties p \
+                 WHERE p.conversation = c.conversation \
+                 AND NOT EXISTS (SELECT 1 FROM archive_mailed m \
+                                 WHERE m.conversation = p.conversation \
+                                 AND m.mailbox = p.address \
+                                 AND m.at_ms >= c.last_ms))"
+    };
+}
+
+/// The summary of one conversation inside the caller's transaction.
+async fn summary_in(
+    conn: &mut SqliteConnection,
+    conversation: &str,
+) -> StoreResult<Option<ConversationSummary>> {
+    let what = "read archive conversation";
+    let Some(row) = sqlx::query(
+        "SELECT conversation, first_ms, last_ms, records FROM archive_conversations \
+         WHERE conversation = ?",
+    )
+    .bind(conversation)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db(what))?
+    else {
+        return Ok(None);
+    };
+    let participants = sqlx::query_scalar::<_, String>(
+        "SELECT address FROM archive_conversation_parties WHERE conversation = ? ORDER BY address",
+    )
+    .bind(conversation)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    Ok(Some(ConversationSummary {
+        conversation: col(&row, "conversation")?,
+        first_ms: col(&row, "first_ms")?,
+        last_ms: col(&row, "last_ms")?,
+        participants,
+        records: narrow(col::<i64>(&row, "records")?, "records")?,
+    }))
+}
+
+/// The SQLite archive.
+///
+/// - Appends are one `BEGIN IMMEDIATE` transaction: the head is read, each
+///   record gets the next `seq` and its [`chain_hash`], and the records, their
+///   party rows, their conversations' rows and (by trigger) their full-text
+///   entries are written; all or nothing. An empty batch writes nothing.
+/// - Searches and ranges return records in `seq` order (oldest first), at most
+///   [`archive_limit`]`(limit)` of them.
+/// - "Participants" of a conversation are the senders and participants of its
+///   remaining records: retention that removes someone's last record there
+///   removes them from it.
+/// - Text comparisons (addresses, conversations) are exact and byte-wise.
+#[async_trait]
+impl Archive for SqliteArchive {
+    /// Appends `records` after the current end of the chain (the newest
+    /// record, or the anchor when retention removed them all), atomically;
+    /// returns their `seq`s in the order given.
+    async fn append_archive(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = "append to archive";
+        let mut tx = begin_write(&self.pool, what).await?;
+        let (mut seq, mut prev_hash) = chain_end(&mut tx).await?;
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend("archive sequence exhausted".to_owned()))?;
+            let hash = chain_hash(&prev_hash, seq, record);
+            let participants_json = serde_json::to_string(&record.participants)
+                .map_err(|e| StoreError::Backend(format!("{what}: participants: {e}")))?;
+            rows.push(Chained {
+                seq,
+                record,
+                participants_json,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+        insert_chained(&mut tx, &rows).await?;
+        tx.commit().await.map_err(db(what))?;
+        Ok(rows.iter().map(|r| r.seq).collect())
+    }
+
+    /// Every given field narrows the result (AND):
+    /// - `user`: records whose sender or one of whose participants is `user`;
+    /// - `with`: records of conversations in which `with` is a party; together
+    ///   with `user` this means conversations where both are parties, and only
+    ///   the records `user` sent or received there;
+    /// - `since_ms` / `until_ms`: `since_ms <= at_ms < until_ms`;
+    /// - `text`: every word must occur in the record's text (case- and
+    ///   accent-insensitive whole words; words are quoted so they are never
+    ///   FTS5 syntax, see `fts_query`); a text without any letter or digit
+    ///   matches no record;
+    /// - `conversation`: exactly that conversation;
+    /// - `after_seq`: records after it (paging: pass the last `seq` received).
+    async fn search_archive(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveRecord>> {
+        let what = "search archive";
+        let fts = match q.text.as_deref() {
+            Some(text) => match fts_query(text) {
+                Some(query) => Some(query),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM archive_records WHERE 1 = 1"
+        ));
+        if let Some(user) = &q.user {
+            qb.push(" AND seq IN (SELECT seq FROM archive_party WHERE address = ")
+                .push_bind(user.clone())
+                .push(")");
+        }
+        if let Some(with) = &q.with {
+            qb.push(
+                " AND conversation IN (SELECT conversation FROM archive_conversation_parties \
+                 WHERE address = ",
+            )
+            .push_bind(with.clone())
+            .push(")");
+        }
+        if let Some(since) = q.since_ms {
+            qb.push(" AND at_ms >= ").push_bind(since);
+        }
+        if let Some(until) = q.until_ms {
+            qb.push(" AND at_ms < ").push_bind(until);
+        }
+        if let Some(fts) = fts {
+            qb.push(" AND seq IN (SELECT rowid FROM archive_text WHERE archive_text MATCH ")
+                .push_bind(fts)
+                .push(")");
+        }
+        if let Some(conversation) = &q.conversation {
+            qb.push(" AND conversation = ")
+                .push_bind(conversation.clone());
+        }
+        if let Some(after) = q.after_seq {
+            qb.push(" AND seq > ").push_bind(after);
+        }
+        qb.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(archive_limit(q.limit)));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db(what))?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records with `seq > after_seq` in `seq` order; pass `0` (or below) to
+    /// read from the start, whatever the anchor says, so that a record forged
+    /// below the anchor is seen by verification too.
+    async fn archive_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ArchiveRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM archive_records WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(archive_limit(limit)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read archive range"))?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// The stored anchor: `(0, GENESIS)` (see [`crate::archive::GENESIS`])
+    /// until retention first removes records.
+    async fn archive_anchor(&self) -> StoreResult<(i64, String)> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db("read the archive anchor"))?;
+        read_anchor(&mut conn).await
+    }
+
+    /// The newest record's `(seq, hash)`; `None` when the archive holds no
+    /// record (never written, or everything purged: then the chain continues
+    /// from [`archive_anchor`](Archive::archive_anchor)).
+    async fn archive_head(&self) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM archive_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read the archive head"))?;
+        row.map(|row| Ok((col(&row, "seq")?, col(&row, "hash")?)))
+            .transpose()
+    }
+
+    /// In one `BEGIN IMMEDIATE` transaction: finds the first record (lowest
+    /// `seq`) that must stay, because `at_ms >= before_ms` or, with
+    /// `only_mailed`, because some participant of its conversation has no
+    /// mailbox mark since the conversation's last record (see
+    /// [`conversations_to_mail`](Archive::conversations_to_mail)); deletes
+    /// every record before it (all of them if none must stay), with their
+    /// party and full-text rows; sets the anchor to the last deleted record;
+    /// and updates the conversations that lost records (a conversation left
+    /// without records disappears, with its mailbox marks). Records after a
+    /// record that must stay are kept even if old: only a prefix can go, so
+    /// the rest of the chain still verifies from the anchor.
+    async fn purge_archive(&self, before_ms: i64, only_mailed: bool) -> StoreResult<u64> {
+        let what = "purge archive";
+        let mut tx = begin_write(&self.pool, what).await?;
+        let keep_from: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT r.seq FROM archive_records r WHERE r.at_ms >= ? OR (? AND EXISTS (\
+               SELECT 1 FROM archive_conversations c \
+               WHERE c.conversation = r.conversation AND ",
+            not_fully_mailed!(),
+            ")) ORDER BY r.seq LIMIT 1"
+        ))
+        .bind(before_ms)
+        .bind(only_mailed)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(what))?;
+        let keep_from = keep_from.unwrap_or(i64::MAX);
+        let Some(last) = sqlx::query(
+            "SELECT seq, hash FROM archive_records WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(keep_from)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(what))?
+        else {
+            return Ok(0);
+        };
+        let (last_seq, last_hash): (i64, String) = (col(&last, "seq")?, col(&last, "hash")?);
+
+        let touched: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT conversation FROM archive_records WHERE seq <= ?")
+                .bind(last_seq)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db(what))?;
+        let touched = serde_json::to_string(&touched)
+            .map_err(|e| StoreError::Backend(format!("{what}: {e}")))?;
+
+        sqlx::query("DELETE FROM archive_party WHERE seq <= ?")
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        let removed = sqlx::query("DELETE FROM archive_records WHERE seq <= ?")
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?
+            .rows_affected();
+        let anchored = sqlx::query("UPDATE archive_anchor SET seq = ?, hash = ? WHERE id = 1")
+            .bind(last_seq)
+            .bind(&last_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        if anchored.rows_affected() != 1 {
+            return Err(StoreError::Backend(
+                "archive anchor row is missing".to_owned(),
+            ));
+        }
+
+        // The conversations that lost records: those now empty go (their
+        // parties by cascade, their mailbox marks explicitly); the others get
+        // their span, count and parties recomputed from what remains.
+        let statements = [
+            "DELETE FROM archive_mailed \
+             WHERE conversation IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM archive_records r \
+                             WHERE r.conversation = archive_mailed.conversation)",
+            "DELETE FROM archive_conversations \
+             WHERE conversation IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM archive_records r \
+                             WHERE r.conversation = archive_conversations.conversation)",
+            "UPDATE archive_conversations SET \
+             first_ms = (SELECT min(at_ms) FROM archive_records r \
+                         WHERE r.conversation = archive_conversations.conversation), \
+             last_ms = (SELECT max(at_ms) FROM archive_records r \
+                        WHERE r.conversation = archive_conversations.conversation), \
+             records = (SELECT count(*) FROM archive_records r \
+                        WHERE r.conversation = archive_conversations.conversation) \
+             WHERE conversation IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM archive_conversation_parties \
+             WHERE conversation IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM archive_records r \
+                             JOIN archive_party p ON p.seq = r.seq \
+                             WHERE r.conversation = archive_conversation_parties.conversation \
+                             AND p.address = archive_conversation_parties.address)",
+        ];
+        for sql in statements {
+            sqlx::query(sql)
+                .bind(&touched)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(what))?;
+        }
+        tx.commit().await.map_err(db(what))?;
+        Ok(removed)
+    }
+
+    /// Conversations whose last record has `at_ms < idle_before_ms` and in
+    /// which some party (sender or participant of any remaining record, every
+    /// address alike: the archive does not know which are archived users) has
+    /// no [`mark_mailed`](Archive::mark_mailed) at or after the conversation's
+    /// last record. A caller that will not deliver to some party (not an
+    /// archived user, external) marks it anyway, or the conversation stays
+    /// due and `purge_archive(_, true)` stops at it. Ordered by last record,
+    /// then conversation; at most [`archive_limit`]`(limit)`.
+    async fn conversations_to_mail(
+        &self,
+        idle_before_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let what = "list archive conversations to mail";
+        let mut tx = begin_read(&self.pool, what).await?;
+        let due: Vec<String> = sqlx::query_scalar(concat!(
+            "SELECT c.conversation FROM archive_conversations c \
+             WHERE c.last_ms < ? AND ",
+            not_fully_mailed!(),
+            " ORDER BY c.last_ms, c.conversation LIMIT ?"
+        ))
+        .bind(idle_before_ms)
+        .bind(i64::from(archive_limit(limit)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(what))?;
+        let mut summaries = Vec::with_capacity(due.len());
+        for conversation in &due {
+            if let Some(summary) = summary_in(&mut tx, conversation).await? {
+                summaries.push(summary);
+            }
+        }
+        tx.commit().await.map_err(db(what))?;
+        Ok(summaries)
+    }
+
+    /// From the conversation's remaining records: first and last `at_ms`,
+    /// record count and parties sorted byte-wise.
+    async fn conversation_summary(
+        &self,
+        conversation: &str,
+    ) -> StoreResult<Option<ConversationSummary>> {
+        let what = "read archive conversation";
+        let mut tx = begin_read(&self.pool, what).await?;
+        let summary = summary_in(&mut tx, conversation).await?;
+        tx.commit().await.map_err(db(what))?;
+        Ok(summary)
+    }
+
+    /// Upserts the mark; marking the same pair again keeps the later `at_ms`,
+    /// so repeating a call changes nothing. The conversation need not exist.
+    async fn mark_mailed(&self, conversation: &str, mailbox: &str, at_ms: i64) -> StoreResult<()> {
+        let what = "mark archive conversation mailed";
+        let mut tx = begin_write(&self.pool, what).await?;
+        sqlx::query(
+            "INSERT INTO archive_mailed (conversation, mailbox, at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (conversation, mailbox) DO UPDATE SET at_ms = max(at_ms, excluded.at_ms)",
+        )
+        .bind(conversation)
+        .bind(mailbox)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(what))?;
+        tx.commit().await.map_err(db(what))
+    }
+
+    /// Every mailbox marked for `conversation`, sorted byte-wise, whatever the
+    /// time of its mark.
+    async fn mailed(&self, conversation: &str) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT mailbox FROM archive_mailed WHERE conversation = ? ORDER BY mailbox",
+        )
+        .bind(conversation)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read archive mailbox marks"))
+    }
+
+    /// Takes the write lock and writes (bumps a probe counter) and commits,
+    /// with the archive's busy timeout: a read-only file, a full disk or a lock
+    /// held by someone else for longer than the busy timeout all show up here
+    /// as [`StoreError::Unavailable`].
+    async fn archive_health(&self) -> StoreResult<()> {
+        let what = "archive health check";
+        let mut tx = begin_write(&self.pool, what).await?;
+        let done =
+            sqlx::query("UPDATE archive_meta SET value = value + 1 WHERE name = 'health_probe'")
+                .execute(&mut *tx)
+                .await
+                .map_err(db(what))?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Backend(
+                "archive health probe row is missing".to_owned(),
+            ));
+        }
+        tx.commit().await.map_err(db(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn user_words_become_quoted_fts_strings() {
+        assert_eq!(
+            fts_query("budget review").as_deref(),
+            Some(r#""budget" "review""#)
+        );
+        assert_eq!(
+            fts_query(r#"a OR b* NEAR(x "y""#).as_deref(),
+            Some(r#""a" "OR" "b*" "NEAR(x" """y""""#)
+        );
+        assert_eq!(
+            fts_query("nul\0byte\ttab").as_deref(),
+            Some(r#""nul" "byte" "tab""#)
+        );
+    }
+
+    #[test]
+    fn text_without_letters_or_digits_is_no_query() {
+        assert_eq!(fts_query(""), None);
+        assert_eq!(fts_query("  * \" () "), None);
+        assert_eq!(fts_query("* budget -").as_deref(), Some(r#""budget""#));
+    }
+}
