@@ -36,7 +36,13 @@ pub struct ArchivingConfig {
 
 impl Default for ArchivingConfig {
     fn default() -> ArchivingConfig {
-        ArchivingConfig { enabled: false, critical: false, retention_days: 14, purge_hour: 2, purge_mailed_only: false }
+        ArchivingConfig {
+            enabled: false,
+            critical: false,
+            retention_days: 14,
+            purge_hour: 2,
+            purge_mailed_only: false,
+        }
     }
 }
 
@@ -63,7 +69,9 @@ impl PolicyKind for ArchivingPolicy {
 pub enum Decision {
     NotArchived,
     /// Archive; in critical mode the record must be written before delivery.
-    Archive { critical: bool },
+    Archive {
+        critical: bool,
+    },
 }
 
 /// Decides for a communication among `parties`: archived if archiving is on
@@ -75,11 +83,24 @@ pub fn decide(policies: &Policies, directory: &Directory, parties: &[&Address]) 
         return Decision::NotArchived;
     }
     let external = parties.iter().any(|p| !directory.is_served(p.domain()));
-    let covered = parties.iter().filter(|p| directory.is_served(p.domain())).any(|p| {
-        let policy: ArchivingPolicy = policies.effective(p);
-        if external { policy.archive_external } else { policy.archive_internal }
-    });
-    if covered { Decision::Archive { critical: config.critical } } else { Decision::NotArchived }
+    let covered = parties
+        .iter()
+        .filter(|p| directory.is_served(p.domain()))
+        .any(|p| {
+            let policy: ArchivingPolicy = policies.effective(p);
+            if external {
+                policy.archive_external
+            } else {
+                policy.archive_internal
+            }
+        });
+    if covered {
+        Decision::Archive {
+            critical: config.critical,
+        }
+    } else {
+        Decision::NotArchived
+    }
 }
 
 /// The searchable text of a message body.
@@ -99,7 +120,11 @@ pub fn searchable_text(content_type: &str, body: &[u8]) -> String {
                 _ => {}
             }
         }
-        return out.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ");
+        return out
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&nbsp;", " ");
     }
     text.into_owned()
 }
@@ -139,31 +164,64 @@ impl Archiver {
         // Held while the spool is appended to or replayed, so that nothing is
         // appended between a replay's read and its truncation.
         let spool_lock = Arc::new(tokio::sync::Mutex::new(()));
-        tokio::spawn(writer(archive.clone(), spool.clone(), rx, healthy.clone(), counters.clone(), spool_lock.clone()));
-        tokio::spawn(replayer(archive, spool, healthy.clone(), counters.clone(), spool_lock));
-        Archiver { tx, healthy, counters }
+        tokio::spawn(writer(
+            archive.clone(),
+            spool.clone(),
+            rx,
+            healthy.clone(),
+            counters.clone(),
+            spool_lock.clone(),
+        ));
+        tokio::spawn(replayer(
+            archive,
+            spool,
+            healthy.clone(),
+            counters.clone(),
+            spool_lock,
+        ));
+        Archiver {
+            tx,
+            healthy,
+            counters,
+        }
     }
 
     /// Records `record` without waiting; if the archive cannot take it, it is
     /// spooled durably and written later.
     pub fn capture(&self, record: NewArchiveRecord) {
-        let _ = self.tx.send(Job { records: vec![record], done: None });
+        let _ = self.tx.send(Job {
+            records: vec![record],
+            done: None,
+        });
     }
 
     /// Records `record` and waits until it is committed (critical mode);
     /// `Err` with the reason when the archive cannot be written.
     pub async fn capture_critical(&self, record: NewArchiveRecord) -> Result<(), String> {
         if !self.healthy.load(Ordering::Relaxed) {
-            self.counters.refused_critical.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .refused_critical
+                .fetch_add(1, Ordering::Relaxed);
             return Err("the archive cannot be written".into());
         }
         let (done, rx) = oneshot::channel();
-        if self.tx.send(Job { records: vec![record], done: Some(done) }).is_err() {
+        if self
+            .tx
+            .send(Job {
+                records: vec![record],
+                done: Some(done),
+            })
+            .is_err()
+        {
             return Err("the archiver stopped".into());
         }
-        let r = rx.await.unwrap_or_else(|_| Err("the archiver stopped".into()));
+        let r = rx
+            .await
+            .unwrap_or_else(|_| Err("the archiver stopped".into()));
         if r.is_err() {
-            self.counters.refused_critical.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .refused_critical
+                .fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -174,7 +232,14 @@ impl Archiver {
     }
 }
 
-async fn writer(archive: Arc<dyn Archive>, spool: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>, healthy: Arc<AtomicBool>, counters: Arc<ArchiveCounters>, spool_lock: Arc<tokio::sync::Mutex<()>>) {
+async fn writer(
+    archive: Arc<dyn Archive>,
+    spool: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    healthy: Arc<AtomicBool>,
+    counters: Arc<ArchiveCounters>,
+    spool_lock: Arc<tokio::sync::Mutex<()>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].records.len();
@@ -187,13 +252,26 @@ async fn writer(archive: Arc<dyn Archive>, spool: PathBuf, mut rx: mpsc::Unbound
                 Err(_) => break,
             }
         }
-        let records: Vec<NewArchiveRecord> = jobs.iter().flat_map(|j| j.records.iter().cloned()).collect();
+        let records: Vec<NewArchiveRecord> = jobs
+            .iter()
+            .flat_map(|j| j.records.iter().cloned())
+            .collect();
         // While the archive is failing, non-critical records go straight to
         // the spool (keeping their order behind what is already there).
-        let result = if healthy.load(Ordering::Relaxed) { archive.append_archive(&records).await.map(|_| ()).map_err(|e| e.to_string()) } else { Err("the archive is unavailable".into()) };
+        let result = if healthy.load(Ordering::Relaxed) {
+            archive
+                .append_archive(&records)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            Err("the archive is unavailable".into())
+        };
         match result {
             Ok(()) => {
-                counters.written.fetch_add(records.len() as u64, Ordering::Relaxed);
+                counters
+                    .written
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 for j in jobs {
                     if let Some(d) = j.done {
                         let _ = d.send(Ok(()));
@@ -205,14 +283,22 @@ async fn writer(archive: Arc<dyn Archive>, spool: PathBuf, mut rx: mpsc::Unbound
                     tracing::error!(error = %e, "archive unavailable: records are spooled until it recovers");
                 }
                 counters.failures.fetch_add(1, Ordering::Relaxed);
-                let spooled: Vec<NewArchiveRecord> = jobs.iter().filter(|j| j.done.is_none()).flat_map(|j| j.records.iter().cloned()).collect();
+                let spooled: Vec<NewArchiveRecord> = jobs
+                    .iter()
+                    .filter(|j| j.done.is_none())
+                    .flat_map(|j| j.records.iter().cloned())
+                    .collect();
                 if !spooled.is_empty() {
                     let _guard = spool_lock.lock().await;
                     match append_spool(&spool, &spooled) {
                         Ok(()) => {
-                            counters.spooled.fetch_add(spooled.len() as u64, Ordering::Relaxed);
+                            counters
+                                .spooled
+                                .fetch_add(spooled.len() as u64, Ordering::Relaxed);
                         }
-                        Err(se) => tracing::error!(error = %se, lost = spooled.len(), "cannot write the archive spool either"),
+                        Err(se) => {
+                            tracing::error!(error = %se, lost = spooled.len(), "cannot write the archive spool either")
+                        }
                     }
                 }
                 for j in jobs {
@@ -226,7 +312,10 @@ async fn writer(archive: Arc<dyn Archive>, spool: PathBuf, mut rx: mpsc::Unbound
 }
 
 fn append_spool(path: &std::path::Path, records: &[NewArchiveRecord]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     for r in records {
         let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
         f.write_all(line.as_bytes())?;
@@ -258,11 +347,19 @@ fn read_spool(path: &std::path::Path) -> std::io::Result<Vec<NewArchiveRecord>> 
 
 /// Probes the archive while it is failing (or while the spool has records)
 /// and replays the spool into it once it is writable.
-async fn replayer(archive: Arc<dyn Archive>, spool: PathBuf, healthy: Arc<AtomicBool>, counters: Arc<ArchiveCounters>, spool_lock: Arc<tokio::sync::Mutex<()>>) {
+async fn replayer(
+    archive: Arc<dyn Archive>,
+    spool: PathBuf,
+    healthy: Arc<AtomicBool>,
+    counters: Arc<ArchiveCounters>,
+    spool_lock: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let has_spool = std::fs::metadata(&spool).map(|m| m.len() > 0).unwrap_or(false);
+        let has_spool = std::fs::metadata(&spool)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
         if healthy.load(Ordering::Relaxed) && !has_spool {
             continue;
         }
@@ -270,7 +367,9 @@ async fn replayer(archive: Arc<dyn Archive>, spool: PathBuf, healthy: Arc<Atomic
             continue;
         }
         let _guard = spool_lock.lock().await;
-        let has_spool = std::fs::metadata(&spool).map(|m| m.len() > 0).unwrap_or(false);
+        let has_spool = std::fs::metadata(&spool)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
         if has_spool {
             match read_spool(&spool) {
                 Ok(records) => {
@@ -281,7 +380,9 @@ async fn replayer(archive: Arc<dyn Archive>, spool: PathBuf, healthy: Arc<Atomic
                             ok = false;
                             break;
                         }
-                        counters.written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        counters
+                            .written
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     }
                     if !ok {
                         continue;
@@ -313,7 +414,12 @@ mod tests {
 
     #[test]
     fn html_is_reduced_to_text() {
-        assert_eq!(searchable_text("text/html", b"<p>Budget <b>review</b> &amp; plan</p>").split_whitespace().collect::<Vec<_>>(), vec!["Budget", "review", "&", "plan"]);
+        assert_eq!(
+            searchable_text("text/html", b"<p>Budget <b>review</b> &amp; plan</p>")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            vec!["Budget", "review", "&", "plan"]
+        );
         assert_eq!(searchable_text("text/plain", b"a <b>"), "a <b>");
     }
 
@@ -341,7 +447,11 @@ mod tests {
             external: false,
         };
         append_spool(&path, &[r.clone(), r.clone()]).expect("spool");
-        std::fs::OpenOptions::new().append(true).open(&path).and_then(|mut f| f.write_all(b"{\"conversation\":")).expect("torn");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"conversation\":"))
+            .expect("torn");
         assert_eq!(read_spool(&path).expect("read"), vec![r.clone(), r]);
     }
 }

@@ -308,6 +308,15 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
             display_name,
         } => {
             let address = parse_address(&address)?;
+            let factory = load_config(config_path)?
+                .conference
+                .factory_user
+                .to_ascii_lowercase();
+            if address.user() == factory
+                || crate::sip::conference::is_conference_user(address.user())
+            {
+                bail!("{:?} is reserved for conferences", address.user());
+            }
             let (password, generated) = read_password(password_stdin)?;
             let credentials = crate::credentials::derive(&address, &password)?;
             let new = NewUser {

@@ -10,6 +10,11 @@ mod transport;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// The SIP path allocates many small, short-lived strings; mimalloc handles
+/// that pattern markedly better than the system allocator (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -269,11 +269,13 @@ impl<'a> TreeBuilder<'a> {
                 IllFormedError::MissingEndTag(_) => {
                     return Error::xml("unexpected end of document", self.base + self.len);
                 }
-                IllFormedError::MismatchedEndTag { expected, found } => format!(
-                    "end tag </{}> does not match <{}>",
-                    snippet(found),
-                    snippet(expected)
-                ),
+                IllFormedError::MismatchedEndTag { expected, found } => {
+                    format!(
+                        "end tag </{}> does not match <{}>",
+                        snippet(found),
+                        snippet(expected)
+                    )
+                }
                 IllFormedError::UnmatchedEndTag(t) => {
                     format!("end tag </{}> without start tag", snippet(t))
                 }

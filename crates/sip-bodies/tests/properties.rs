@@ -448,16 +448,18 @@ fn endpoint() -> impl Strategy<Value = ci::Endpoint> {
                 disconnection_method,
                 disconnection_info,
                 media,
-            )| ci::Endpoint {
-                entity,
-                state,
-                display_text,
-                status,
-                joining_method,
-                joining_info,
-                disconnection_method,
-                disconnection_info,
-                media,
+            )| {
+                ci::Endpoint {
+                    entity,
+                    state,
+                    display_text,
+                    status,
+                    joining_method,
+                    joining_info,
+                    disconnection_method,
+                    disconnection_info,
+                    media,
+                }
             },
         )
 }

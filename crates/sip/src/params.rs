@@ -181,7 +181,8 @@ mod tests {
 
     #[test]
     fn parses_flags_values_quotes_and_whitespace() {
-        let p = Params::parse_header_params(r#" ;  branch  =   z9hG4bK9ikj8 ;lr; +sip.instance="<urn:uuid:1;2>";received=[2001:db8::9]"#).expect("valid");
+        let p = Params::parse_header_params(r#" ;  branch  =   z9hG4bK9ikj8 ;lr; +sip.instance="<urn:uuid:1;2>";received=[2001:db8::9]"#)
+            .expect("valid");
         assert_eq!(p.value("BRANCH"), Some("z9hG4bK9ikj8"));
         assert_eq!(p.get("lr"), Some(None));
         assert_eq!(

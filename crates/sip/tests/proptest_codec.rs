@@ -314,11 +314,7 @@ fn extension_headers() -> impl Strategy<Value = Vec<(String, String)>> {
                 ],
                 0..20,
             )
-            .prop_map(|cs| {
-                String::from_iter(cs)
-                    .trim_matches([' ', '\t'])
-                    .to_owned()
-            }),
+            .prop_map(|cs| String::from_iter(cs).trim_matches([' ', '\t']).to_owned()),
         ),
         0..4,
     )

@@ -406,12 +406,7 @@ fn longreq_long_values_and_many_vias() {
     let long = "long".repeat(20);
     assert_eq!(
         h.get(&HeaderName::parse(&name)),
-        Some(
-            format!(
-                "unknown-{long}-value; unknown-{long}-parameter-name = unknown-{long}-parameter-value"
-            )
-            .as_str()
-        )
+        Some(format!("unknown-{long}-value; unknown-{long}-parameter-name = unknown-{long}-parameter-value").as_str())
     );
     assert_eq!(r.body.len(), 150);
 }

@@ -45,7 +45,11 @@ enum Outgoing {
     /// A conference message (or a replayed one, or a notice from the focus).
     Message { content_type: String, body: Vec<u8> },
     /// A NOTIFY of the REFER subscription inside a session member's dialog.
-    ReferNotify { state: String, sipfrag: String },
+    ReferNotify {
+        state: String,
+        sipfrag: String,
+        refer_cseq: u32,
+    },
 }
 
 /// The dialog of a session member, from the focus's side.
@@ -130,8 +134,12 @@ impl SipServer {
         if !factory && conf.is_none() {
             return false;
         }
+        if req.method == Method::Subscribe {
+            // The events framework authenticates and routes it (conference package).
+            return false;
+        }
         let in_dialog = req.headers.to().ok().is_some_and(|t| t.tag().is_some());
-        if in_dialog && req.method != Method::Subscribe {
+        if in_dialog {
             self.focus_in_dialog(key, req, conf.as_deref());
             return true;
         }
@@ -479,8 +487,15 @@ impl SipServer {
                 req.headers.push(HeaderName::ContentType, content_type);
                 req.body = body;
             }
-            Outgoing::ReferNotify { state, sipfrag } => {
-                req.headers.push(HeaderName::Event, "refer");
+            Outgoing::ReferNotify {
+                state,
+                sipfrag,
+                refer_cseq,
+            } => {
+                // The id names the REFER this subscription belongs to
+                // (RFC 3515 §2.4.6: several REFERs may share a dialog).
+                req.headers
+                    .push(HeaderName::Event, format!("refer;id={refer_cseq}"));
                 req.headers.push(HeaderName::SubscriptionState, state);
                 req.headers
                     .push(HeaderName::Contact, self.own_contact(&flow));
@@ -748,6 +763,7 @@ impl SipServer {
             Err(why) => return self.respond(key, reply(req, 400, why)),
         };
         self.respond(key, Response::to_request(req, 202));
+        let refer_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
         let notify = {
             let legs = lock(&self.legs);
             legs.get(endpoint).map(|l| l.tx.clone())
@@ -756,6 +772,7 @@ impl SipServer {
             let _ = tx.send(Outgoing::ReferNotify {
                 state: "active;expires=60".into(),
                 sipfrag: "SIP/2.0 100 Trying\r\n".into(),
+                refer_cseq,
             });
         }
         let report = move |status: u16| {
@@ -766,6 +783,7 @@ impl SipServer {
                         "SIP/2.0 {status} {}\r\n",
                         switchboard_sip::default_reason(status)
                     ),
+                    refer_cseq,
                 });
             }
         };
@@ -1016,7 +1034,7 @@ impl SipServer {
         base.headers
             .push(HeaderName::ContentType, "application/sdp");
         let mut keys = Vec::new();
-        let mut waits = Vec::new();
+        let mut waits = tokio::task::JoinSet::new();
         for t in targets {
             let mut req = base.clone();
             req.headers
@@ -1045,17 +1063,19 @@ impl SipServer {
             let me = self.arc();
             let flow = t.flow.clone();
             let sent = out.clone();
-            waits.push(tokio::spawn(async move {
+            waits.spawn(async move {
                 match me {
                     Some(me) => (me.send_request(out, flow.clone()).await, sent, flow),
                     None => (UacOutcome::TransportError, sent, flow),
                 }
-            }));
+            });
         }
         let mut failure: Option<u16> = None;
         let mut answered = false;
-        for w in waits {
-            let Ok((outcome, sent, flow)) = w.await else {
+        // Outcomes in the order they arrive: the first device to answer wins,
+        // whatever order the devices registered in.
+        while let Some(done) = waits.join_next().await {
+            let Ok((outcome, sent, flow)) = done else {
                 continue;
             };
             match outcome {

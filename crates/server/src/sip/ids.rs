@@ -5,18 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A random value from the thread-local CSPRNG (ChaCha, seeded and
+/// periodically reseeded from the operating system): unguessable, without a
+/// system call per identifier.
 fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // Without system randomness fall back to time and a counter: still
-        // unique, if predictable; the server logs nothing secret with it.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        return t ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32);
-    }
-    u64::from_ne_bytes(b)
+    rand::random()
 }
 
 /// A random token of 16 hex digits.

@@ -111,11 +111,8 @@ pub enum Removal {
 /// presence from registration state).
 #[derive(Debug, Clone)]
 pub enum LocationEvent {
-    Registered {
-        aor: Address,
-        contact: String,
-        refreshed: bool,
-    },
+    /// A device signed in (a new binding; refreshes are not announced).
+    Registered { aor: Address, contact: String },
     Removed {
         aor: Address,
         contact: String,
@@ -252,11 +249,14 @@ impl Location {
             let existed = old.iter().find(|o| o.contact_key() == n.contact_key());
             if existed.is_none_or(|o| **o != **n) {
                 let _ = self.persist.send(BindingChange::Upsert(n.to_record()));
-                let _ = self.events.send(LocationEvent::Registered {
-                    aor: aor.clone(),
-                    contact: n.contact_key(),
-                    refreshed: existed.is_some(),
-                });
+                // A refresh of a known device changes nothing anyone listens
+                // for: only a new device (a sign-in) is announced.
+                if existed.is_none() {
+                    let _ = self.events.send(LocationEvent::Registered {
+                        aor: aor.clone(),
+                        contact: n.contact_key(),
+                    });
+                }
             }
         }
         if new.is_empty() {
@@ -366,7 +366,7 @@ async fn write_behind(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Bin
                 batch.clear();
                 backoff = Duration::from_millis(100);
                 // Let more changes accumulate under load (group commit).
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, pending = batch.len(), "cannot persist registrations; will retry");

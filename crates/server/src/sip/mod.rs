@@ -102,6 +102,9 @@ pub struct Services {
     pub focus: conference::FocusSettings,
 }
 
+/// How finely transaction timers are scheduled.
+const TIMER_GRANULARITY: Duration = Duration::from_millis(10);
+
 /// The option tags this server supports (Supported, and accepted in Require).
 pub const SUPPORTED_TAGS: [&str; 3] = ["path", "outbound", "gruu"];
 
@@ -181,8 +184,14 @@ impl SipServer {
     async fn timer_loop(self: Arc<Self>) {
         loop {
             let next = lock(&self.layer).poll_timeout();
-            *lock(&self.timer_at) = next;
-            let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // Timers fire in batches at most every TIMER_GRANULARITY: SIP
+            // timers are 500 ms and more, and waking for each of thousands of
+            // transactions per second would cost more than the work itself.
+            let earliest = Instant::now() + TIMER_GRANULARITY;
+            let sleep_until = next
+                .map(|n| n.max(earliest))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            *lock(&self.timer_at) = Some(sleep_until);
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until.into()) => {
                     let now = Instant::now();
@@ -210,7 +219,7 @@ impl SipServer {
         }
         if let Some(next) = next {
             let current = *lock(&self.timer_at);
-            if current.is_none_or(|c| next < c) {
+            if current.is_none_or(|c| next + TIMER_GRANULARITY < c) {
                 *lock(&self.timer_at) = Some(next);
                 self.timer_wake.notify_one();
             }

@@ -51,11 +51,7 @@ impl SipServer {
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(LocationEvent::Registered {
-                        aor,
-                        refreshed: false,
-                        ..
-                    }) => me.clone().deliver_offline(aor),
+                    Ok(LocationEvent::Registered { aor, .. }) => me.clone().deliver_offline(aor),
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

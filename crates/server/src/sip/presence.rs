@@ -97,6 +97,10 @@ impl SipServer {
             (Package::Presence, Resource::ContactList(owner)) => {
                 self.render_list(s, &owner.clone())
             }
+            (Package::Conference | Package::Refer, Resource::Conference(id)) => {
+                let id = id.clone();
+                self.render_conference(s, &id)
+            }
             _ => None,
         }
     }
@@ -300,6 +304,16 @@ impl SipServer {
         let Some(uri) = req.uri.as_sip() else {
             return self.respond(key, reply(req, 404, "Not Found"));
         };
+        if package == Package::Conference {
+            return self.subscribe_conference(
+                key,
+                req,
+                flow,
+                &watcher,
+                expires,
+                event.id().map(str::to_owned),
+            );
+        }
         let Some(person) = self.user_address(uri, req) else {
             return self.respond(key, reply(req, 404, "Not Found"));
         };
