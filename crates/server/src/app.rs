@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::archive::{ArchivingConfig, ArchivingPolicy};
 use switchboard_core::policy::PrivacyPolicy;
 use switchboard_core::presence::{ContactBook, PresenceEngine, Rules};
 use switchboard_core::{Directory, ImPolicy, Policies, PolicyKind};
@@ -21,7 +22,12 @@ use switchboard_store::sqlite::SqliteStore;
 use tokio_rustls::TlsAcceptor;
 
 /// Policy kinds the server caches.
-const POLICY_KINDS: [&str; 2] = [ImPolicy::KIND, PrivacyPolicy::KIND];
+const POLICY_KINDS: [&str; 4] = [
+    ImPolicy::KIND,
+    PrivacyPolicy::KIND,
+    ArchivingConfig::KIND,
+    ArchivingPolicy::KIND,
+];
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -159,7 +165,22 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     let conversations = Arc::new(switchboard_core::conversation::Conversations::new(
         history, 3_600_000,
     ));
+    // The archive is its own database: critical mode must notice when it (and
+    // not the rest) cannot be written, quickly.
+    let archive = switchboard_store::sqlite::SqliteArchive::open_with_busy_timeout(
+        &data.join("archive.db"),
+        Duration::from_secs(1),
+    )
+    .await
+    .with_context(|| format!("cannot open the archive in {}", data.display()))?;
+    let archive: Arc<switchboard_store::sqlite::SqliteArchive> = Arc::new(archive);
+    let archiver = Arc::new(switchboard_core::archive::Archiver::start(
+        archive.clone(),
+        data.join("archive-spool.jsonl"),
+    ));
+    start_archive_jobs(archive.clone(), policies.clone());
     let services = crate::sip::Services {
+        archiver,
         conferences,
         conversations,
         focus: crate::sip::conference::FocusSettings {
@@ -268,6 +289,47 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     // Give the write-behind of registrations a moment to finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// Daily retention at the configured purge hour, and a periodic log line with
+/// the archive's head (seq and hash) so that operators can keep it elsewhere
+/// and prove later, with `archive verify --expect-head`, that nothing was cut.
+fn start_archive_jobs(
+    archive: Arc<switchboard_store::sqlite::SqliteArchive>,
+    policies: Arc<Policies>,
+) {
+    use switchboard_store::archive::Archive;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut last_purge_day: Option<i64> = None;
+        let mut minutes: u64 = 0;
+        loop {
+            tick.tick().await;
+            let config: ArchivingConfig = policies.global();
+            let now = switchboard_core::now_ms();
+            let day = now / 86_400_000;
+            let hour = ((now / 3_600_000) % 24) as u8;
+            if config.enabled && hour == config.purge_hour && last_purge_day != Some(day) {
+                match crate::archive_cli::purge(archive.as_ref(), &config, now).await {
+                    Ok(n) => {
+                        last_purge_day = Some(day);
+                        tracing::info!(
+                            removed = n,
+                            retention_days = config.retention_days,
+                            "archive retention applied"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "archive retention failed; will retry"),
+                }
+            }
+            if minutes.is_multiple_of(10)
+                && let Ok(Some((seq, hash))) = archive.archive_head().await
+            {
+                tracing::info!(head = %format!("{seq}:{hash}"), "archive head");
+            }
+            minutes += 1;
+        }
+    });
 }
 
 async fn shutdown_signal() {

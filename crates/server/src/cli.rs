@@ -53,6 +53,9 @@ pub enum Command {
     /// Users' privacy settings.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Compliance archiving: configuration, policies, search, export, verification.
+    #[command(subcommand)]
+    Archive(crate::archive_cli::ArchiveCommand),
 }
 
 /// `contact …`
@@ -236,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(&cli.data, cli.config.as_deref(), cmd).await,
         Command::Policy(PolicyCommand::Im(cmd)) => im_policy(&cli.data, cmd).await,
+        Command::Archive(cmd) => crate::archive_cli::run(&cli.data, cmd).await,
         Command::Contact(cmd) => {
             let max = match &cli.config {
                 Some(p) => Config::load(p)?.presence.max_contacts,

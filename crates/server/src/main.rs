@@ -1,6 +1,8 @@
 //! `switchboard`: the server and its administration tool in one binary.
 
 mod app;
+mod archive_cli;
+mod archive_export;
 mod cli;
 mod config;
 mod credentials;

@@ -388,6 +388,7 @@ impl SipServer {
         }
         if new_participant {
             tracing::info!(conference = %conf, user = %user, "joined");
+            self.archive_presence_event(conf, user, "join");
         }
         self.roster_changed(conf, user);
     }
@@ -559,6 +560,13 @@ impl SipServer {
     pub fn leave(&self, conf: &str, endpoint: &str, announce: bool) {
         let leg = lock(&self.legs).remove(endpoint);
         let Some(leg) = leg else { return };
+        let last_leg = self
+            .conferences
+            .get(conf)
+            .is_some_and(|c| c.members.iter().filter(|m| m.user == leg.user).count() == 1);
+        if last_leg {
+            self.archive_presence_event(conf, &leg.user, "leave");
+        }
         match self.conferences.leave(conf, endpoint) {
             Some(c) => {
                 if announce && !c.is_member(&leg.user) {
@@ -651,9 +659,133 @@ impl SipServer {
             self.invite_by_text(id, user, target.trim());
             return;
         }
-        self.respond(key, Response::to_request(req, 200).with_to_tag(&ids::tag()));
-        if !ct.is("application", "im-iscomposing+xml") {
-            self.post(id, &endpoint, &ct.to_string(), &req.body);
+        let ok = Response::to_request(req, 200).with_to_tag(&ids::tag());
+        if ct.is("application", "im-iscomposing+xml") {
+            return self.respond(key, ok);
+        }
+        self.accept_post(key, req, ok, id, &endpoint, &ct.to_string());
+    }
+
+    /// Answers a message sent to a conference and fans it out, archiving it
+    /// first when a member's policy says so. In critical mode the record is
+    /// committed before anything is delivered, and the message is refused
+    /// with 503 if the archive cannot be written.
+    fn accept_post(
+        &self,
+        key: &TransactionKey,
+        req: &Request,
+        ok: Response,
+        conf: &str,
+        endpoint: &str,
+        content_type: &str,
+    ) {
+        let Some(c) = self.conferences.get(conf) else {
+            return self.respond(key, reply(req, 404, "No such conference"));
+        };
+        let users: Vec<Address> = {
+            let mut u: Vec<Address> = c.members.iter().map(|m| m.user.clone()).collect();
+            u.sort();
+            u.dedup();
+            u
+        };
+        let parties: Vec<&Address> = users.iter().collect();
+        let (ct, body) = unwrap_cpim(content_type, &req.body);
+        let sender = c
+            .members
+            .iter()
+            .find(|m| m.endpoint == endpoint)
+            .map(|m| m.user.clone());
+        let plan = match &sender {
+            Some(sender) => self.archive_plan(&parties, || {
+                let msg = switchboard_core::InstantMessage {
+                    from: sender.clone(),
+                    from_display: self.display_of(sender),
+                    to: sender.clone(),
+                    content_type: ct.clone(),
+                    body: body.clone(),
+                    received_ms: switchboard_core::now_ms(),
+                };
+                let others: Vec<String> = users
+                    .iter()
+                    .filter(|u| *u != sender)
+                    .map(Address::to_string)
+                    .collect();
+                let mut r = self.message_record(&format!("{CONF_PREFIX}{conf}"), &msg, others);
+                r.outcome = format!("delivered to {} members", c.members.len().saturating_sub(1));
+                r
+            }),
+            None => None,
+        };
+        match plan {
+            None => {
+                self.respond(key, ok);
+                self.post(conf, endpoint, &ct, &body);
+            }
+            Some((record, false)) => {
+                self.respond(key, ok);
+                self.post(conf, endpoint, &ct, &body);
+                self.archiver.capture(record);
+            }
+            Some((record, true)) => {
+                let Some(me) = self.arc() else { return };
+                let (key, req, conf, endpoint) = (
+                    key.clone(),
+                    req.clone(),
+                    conf.to_owned(),
+                    endpoint.to_owned(),
+                );
+                tokio::spawn(async move {
+                    match me.archiver.capture_critical(record).await {
+                        Ok(()) => {
+                            me.respond(&key, ok);
+                            me.post(&conf, &endpoint, &ct, &body);
+                        }
+                        Err(why) => {
+                            tracing::warn!(conference = %conf, reason = %why, "critical mode: conference message refused because it cannot be archived");
+                            me.respond(
+                                &key,
+                                reply(
+                                    &req,
+                                    503,
+                                    "Archiving unavailable: message not delivered (critical mode)",
+                                )
+                                .with_header(HeaderName::RetryAfter, "30"),
+                            );
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Archives a join or leave when the conference is archived.
+    fn archive_presence_event(&self, conf: &str, user: &Address, kind: &str) {
+        let Some(c) = self.conferences.get(conf) else {
+            return;
+        };
+        let mut users: Vec<Address> = c.members.iter().map(|m| m.user.clone()).collect();
+        users.push(user.clone());
+        users.sort();
+        users.dedup();
+        let parties: Vec<&Address> = users.iter().collect();
+        let plan = self.archive_plan(&parties, || switchboard_store::archive::NewArchiveRecord {
+            conversation: format!("{CONF_PREFIX}{conf}"),
+            kind: kind.to_owned(),
+            at_ms: switchboard_core::now_ms(),
+            sender: user.to_string(),
+            participants: users
+                .iter()
+                .filter(|u| *u != user)
+                .map(Address::to_string)
+                .collect(),
+            content_type: String::new(),
+            body: Vec::new(),
+            text: String::new(),
+            outcome: String::new(),
+            external: users.iter().any(|u| !self.directory.is_served(u.domain())),
+        });
+        if let Some((record, _)) = plan {
+            self.archiver.capture(record);
         }
     }
 
@@ -700,10 +832,17 @@ impl SipServer {
                 if req.body.len() > self.settings.max_im_body {
                     return self.respond(key, reply(req, 413, "Message body too large"));
                 }
-                self.respond(key, Response::to_request(req, 200));
-                if !ct.starts_with("application/im-iscomposing") {
-                    self.post(&conf, &call_id, &ct, &req.body);
+                if ct.starts_with("application/im-iscomposing") {
+                    return self.respond(key, Response::to_request(req, 200));
                 }
+                self.accept_post(
+                    key,
+                    req,
+                    Response::to_request(req, 200),
+                    &conf,
+                    &call_id,
+                    &ct,
+                );
             }
             Method::Info | Method::Options | Method::Update => {
                 self.respond(key, Response::to_request(req, 200))
@@ -1308,7 +1447,7 @@ impl SipServer {
             .flatten()
             .map(|c| c.to_string())
             .unwrap_or_else(|| "text/plain".into());
-        self.respond(key, Response::to_request(req, 200).with_to_tag(&ids::tag()));
+        let ok = Response::to_request(req, 200).with_to_tag(&ids::tag());
         let endpoint = pager_endpoint(sender);
         if !c.members.iter().any(|m| m.endpoint == endpoint) {
             let member = Member {
@@ -1325,11 +1464,15 @@ impl SipServer {
         }
         let text = String::from_utf8_lossy(&req.body).trim().to_owned();
         if let Some(target) = text.strip_prefix("/invite ") {
+            self.respond(key, ok);
             self.invite_by_text(&conf, sender, target.trim());
         } else if text.eq_ignore_ascii_case("/leave") {
+            self.respond(key, ok);
             self.leave(&conf, &endpoint, true);
-        } else if !ct.starts_with("application/im-iscomposing") {
-            self.post(&conf, &endpoint, &ct, &req.body);
+        } else if ct.starts_with("application/im-iscomposing") {
+            self.respond(key, ok);
+        } else {
+            self.accept_post(key, req, ok, &conf, &endpoint, &ct);
         }
         true
     }

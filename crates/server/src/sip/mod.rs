@@ -85,6 +85,7 @@ pub struct SipServer {
     pub conversations: Arc<Conversations>,
     legs: Mutex<HashMap<String, conference::Leg>>,
     focus: conference::FocusSettings,
+    pub archiver: Arc<switchboard_core::archive::Archiver>,
 }
 
 /// The services the SIP front door is built on.
@@ -100,6 +101,7 @@ pub struct Services {
     pub conferences: Arc<Conferences>,
     pub conversations: Arc<Conversations>,
     pub focus: conference::FocusSettings,
+    pub archiver: Arc<switchboard_core::archive::Archiver>,
 }
 
 /// How finely transaction timers are scheduled.
@@ -146,6 +148,7 @@ impl SipServer {
             conversations: services.conversations,
             legs: Mutex::new(HashMap::new()),
             focus: services.focus,
+            archiver: services.archiver,
         });
         server
             .transports

@@ -21,6 +21,7 @@ impl SipServer {
         key: TransactionKey,
         req: Request,
         msg: InstantMessage,
+        hook: Option<super::routing::FinalHook>,
     ) {
         let outcome = self
             .offline
@@ -40,6 +41,9 @@ impl SipServer {
                     .with_reason("Cannot store the message for later delivery")
             }
         };
+        if let Some(h) = hook {
+            h(resp.status);
+        }
         self.respond(&key, resp.with_to_tag(&ids::tag()));
     }
 

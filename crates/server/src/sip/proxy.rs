@@ -58,7 +58,6 @@ struct Branch {
     response: Option<Response>,
 }
 
-#[derive(Debug)]
 struct Context {
     server_key: TransactionKey,
     /// The received request without its body: what responses the proxy makes
@@ -69,10 +68,12 @@ struct Context {
     final_sent: bool,
     on_failure: OnFailure,
     cancelled: bool,
+    /// Told the final status sent to the caller (archiving of the outcome).
+    on_final: Option<super::routing::FinalHook>,
 }
 
 /// Response contexts of the requests being proxied.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ProxyState {
     next: u64,
     contexts: HashMap<u64, Context>,
@@ -273,6 +274,7 @@ impl SipServer {
         inbound: &Flow,
         targets: Vec<Target>,
         on_failure: OnFailure,
+        on_final: Option<super::routing::FinalHook>,
     ) {
         let is_invite = req.method == Method::Invite;
         let record_route = matches!(
@@ -321,6 +323,7 @@ impl SipServer {
                     final_sent: false,
                     on_failure,
                     cancelled: false,
+                    on_final,
                 },
             );
             id
@@ -422,7 +425,7 @@ impl SipServer {
             return;
         }
         if (200..300).contains(&status) {
-            let (server, is_invite, others) = {
+            let (server, is_invite, others, hook) = {
                 let mut st = lock(&self.proxy);
                 let Some(&(id, idx)) = st.by_branch.get(key) else {
                     return;
@@ -432,6 +435,7 @@ impl SipServer {
                 };
                 let first = !ctx.final_sent;
                 ctx.final_sent = true;
+                let hook = if first { ctx.on_final.take() } else { None };
                 if let Some(b) = ctx.branches.get_mut(idx)
                     && b.final_status.is_none()
                 {
@@ -449,8 +453,16 @@ impl SipServer {
                 // Every 2xx to an INVITE is forwarded (each may be a separate
                 // dialog); for other methods only the first.
                 let send = ctx.is_invite || first;
-                (send.then(|| ctx.server_key.clone()), ctx.is_invite, others)
+                (
+                    send.then(|| ctx.server_key.clone()),
+                    ctx.is_invite,
+                    others,
+                    hook,
+                )
             };
+            if let Some(h) = hook {
+                h(status);
+            }
             if let Some(sk) = server {
                 self.respond(&sk, resp);
             }
@@ -532,6 +544,8 @@ impl SipServer {
         if ctx.final_sent {
             return;
         }
+        let mut ctx = ctx;
+        let hook = ctx.on_final.take();
         let all_unavailable = ctx
             .branches
             .iter()
@@ -542,7 +556,9 @@ impl SipServer {
                     let msg = msg.clone();
                     let server_key = ctx.server_key.clone();
                     let request = ctx.request.clone();
-                    tokio::spawn(async move { me.hold_offline(server_key, request, msg).await });
+                    tokio::spawn(
+                        async move { me.hold_offline(server_key, request, msg, hook).await },
+                    );
                 }
             }
             _ => {
@@ -570,6 +586,9 @@ impl SipServer {
                     }) => synthetic(&ctx.request, s),
                     _ => synthetic(&ctx.request, 500),
                 };
+                if let Some(h) = hook {
+                    h(resp.status);
+                }
                 self.respond(&ctx.server_key, resp);
             }
         }

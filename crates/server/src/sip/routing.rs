@@ -8,7 +8,11 @@ use super::{SipServer, ids};
 use crate::sip::auth::AuthOutcome;
 use crate::transport::Flow;
 use std::sync::Arc;
-use switchboard_core::{Address, InstantMessage};
+use switchboard_core::{Address, InstantMessage, archive};
+use switchboard_store::archive::NewArchiveRecord;
+
+/// Called once with the final status of a forwarded request.
+pub type FinalHook = Box<dyn FnOnce(u16) + Send + Sync>;
 use switchboard_sip::{HeaderName, Method, NameAddr, Request, Response, SipUri, TransactionKey};
 
 /// Body types accepted in MESSAGE (RFC 3428 pager mode, RFC 3994 typing).
@@ -90,7 +94,10 @@ impl SipServer {
                 return;
             }
             match self.in_dialog_target(&req) {
-                Some(t) => self.proxy_to(key, &req, &flow, vec![t], OnFailure::Relay),
+                Some(t) => {
+                    let archived = self.in_dialog_archive_plan(&req);
+                    self.forward_archived(key, req, flow, vec![t], OnFailure::Relay, archived);
+                }
                 None => self.respond(&key, reply(&req, 481, "Call/Transaction Does Not Exist")),
             }
             return;
@@ -266,18 +273,194 @@ impl SipServer {
             })
             .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
             .collect();
+        let archived = match (&req.method, &on_failure) {
+            (Method::Message, OnFailure::HoldOffline(msg)) => {
+                let conversation = self
+                    .conversations
+                    .id(&sender, &recipient, now, ids::long_token);
+                self.archive_plan(&[&sender, &recipient], || {
+                    self.message_record(&conversation, msg, vec![recipient.to_string()])
+                })
+            }
+            _ => None,
+        };
+        self.forward_archived(key, req, flow, targets, on_failure, archived);
+    }
+
+    /// Forwards a request whose archiving was decided: in critical mode the
+    /// record is committed first and the request refused with 503 if the
+    /// archive cannot be written; the delivery outcome is archived when known.
+    pub fn forward_archived(
+        &self,
+        key: TransactionKey,
+        req: Request,
+        flow: Flow,
+        targets: Vec<Target>,
+        on_failure: OnFailure,
+        archived: Option<(NewArchiveRecord, bool)>,
+    ) {
+        let Some((record, critical)) = archived else {
+            return self.forward_to(key, req, flow, targets, on_failure, None);
+        };
+        if !critical {
+            let hook = self.archive_hook(record, false);
+            return self.forward_to(key, req, flow, targets, on_failure, Some(hook));
+        }
+        let Some(me) = self.arc() else { return };
+        tokio::spawn(async move {
+            let mut accepted = record.clone();
+            accepted.outcome = "accepted".into();
+            match me.archiver.capture_critical(accepted).await {
+                Ok(()) => {
+                    let hook = me.archive_hook(record, true);
+                    me.forward_to(key, req, flow, targets, on_failure, Some(hook));
+                }
+                Err(why) => {
+                    tracing::warn!(reason = %why, "critical mode: message refused because it cannot be archived");
+                    me.respond(
+                        &key,
+                        reply(
+                            &req,
+                            503,
+                            "Archiving unavailable: message not delivered (critical mode)",
+                        )
+                        .with_header(HeaderName::RetryAfter, "30"),
+                    );
+                }
+            }
+        });
+    }
+
+    fn forward_to(
+        &self,
+        key: TransactionKey,
+        req: Request,
+        flow: Flow,
+        targets: Vec<Target>,
+        on_failure: OnFailure,
+        hook: Option<FinalHook>,
+    ) {
         if targets.is_empty() {
             match on_failure {
                 OnFailure::HoldOffline(msg) => {
                     if let Some(me) = self.arc() {
-                        tokio::spawn(async move { me.hold_offline(key, req, msg).await });
+                        tokio::spawn(async move { me.hold_offline(key, req, msg, hook).await });
                     }
                 }
-                OnFailure::Relay => self.respond(&key, reply(&req, 480, "Temporarily Unavailable")),
+                OnFailure::Relay => {
+                    if let Some(h) = hook {
+                        h(480);
+                    }
+                    self.respond(&key, reply(&req, 480, "Temporarily Unavailable"));
+                }
             }
             return;
         }
-        self.proxy_to(key, &req, &flow, targets, on_failure);
+        self.proxy_to(key, &req, &flow, targets, on_failure, hook);
+    }
+
+    /// Whether a communication among `parties` is archived and how: the
+    /// record (built only when needed) and whether critical mode applies.
+    pub fn archive_plan(
+        &self,
+        parties: &[&Address],
+        record: impl FnOnce() -> NewArchiveRecord,
+    ) -> Option<(NewArchiveRecord, bool)> {
+        match archive::decide(&self.policies, &self.directory, parties) {
+            archive::Decision::NotArchived => None,
+            archive::Decision::Archive { critical } => Some((record(), critical)),
+        }
+    }
+
+    /// The archive record of an instant message.
+    pub fn message_record(
+        &self,
+        conversation: &str,
+        msg: &InstantMessage,
+        participants: Vec<String>,
+    ) -> NewArchiveRecord {
+        let external = participants
+            .iter()
+            .chain(std::iter::once(&msg.from.to_string()))
+            .any(|p| Address::parse(p).is_ok_and(|a| !self.directory.is_served(a.domain())));
+        NewArchiveRecord {
+            conversation: conversation.to_owned(),
+            kind: "message".into(),
+            at_ms: msg.received_ms,
+            sender: msg.from.to_string(),
+            participants,
+            content_type: msg.content_type.clone(),
+            body: msg.body.clone(),
+            text: archive::searchable_text(&msg.content_type, &msg.body),
+            outcome: String::new(),
+            external,
+        }
+    }
+
+    /// What archives the final outcome of a message: the whole record, or,
+    /// when the content was committed before delivery (critical mode), a
+    /// `delivery` record with the outcome only.
+    pub fn archive_hook(
+        &self,
+        record: NewArchiveRecord,
+        content_already_archived: bool,
+    ) -> FinalHook {
+        let archiver = self.archiver.clone();
+        Box::new(move |status: u16| {
+            let mut r = record;
+            r.outcome = match status {
+                202 => "stored for offline delivery".into(),
+                200..=299 => "delivered".into(),
+                s => format!("failed {s}"),
+            };
+            if content_already_archived {
+                r.kind = "delivery".into();
+                r.body.clear();
+                r.text.clear();
+            }
+            archiver.capture(r);
+        })
+    }
+
+    /// Archiving of a MESSAGE inside a one-to-one IM session.
+    fn in_dialog_archive_plan(&self, req: &Request) -> Option<(NewArchiveRecord, bool)> {
+        if req.method != Method::Message {
+            return None;
+        }
+        let ct = req.headers.content_type().ok().flatten()?;
+        if ct.is("application", "im-iscomposing+xml") {
+            return None;
+        }
+        let from = req
+            .headers
+            .from()
+            .ok()?
+            .uri
+            .as_sip()
+            .and_then(|u| self.user_address(u, req))?;
+        let to = req
+            .headers
+            .to()
+            .ok()?
+            .uri
+            .as_sip()
+            .and_then(|u| self.user_address(u, req))?;
+        let now = switchboard_core::now_ms();
+        let conversation = self.conversations.id(&from, &to, now, ids::long_token);
+        let msg = InstantMessage {
+            from: from.clone(),
+            from_display: self
+                .directory
+                .user(&from)
+                .and_then(|u| u.display_name.clone()),
+            to: to.clone(),
+            content_type: ct.to_string(),
+            body: req.body.clone(),
+            received_ms: now,
+        };
+        self.archive_plan(&[&from, &to], || {
+            self.message_record(&conversation, &msg, vec![to.to_string()])
+        })
     }
 
     /// Keeps a one-to-one message in the conversation's recent history (what

@@ -1,0 +1,537 @@
+//! `switchboard archive …`: archiving configuration and policies (in the main
+//! database, where the running server picks them up), and search, transcripts,
+//! retention, verification and status (on the archive database).
+
+use crate::cli::{ScopeArgs, open_store, parse_on_off, set_policy_fields, show_policies};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::path::Path;
+use switchboard_core::archive::{ArchivingConfig, ArchivingPolicy};
+use switchboard_core::{Address, PolicyKind};
+use switchboard_store::archive::{
+    Archive, ArchiveQuery, ArchiveRecord, ChainFinding, verify_chain,
+};
+use switchboard_store::sqlite::SqliteArchive;
+use switchboard_store::{Policies as _, PolicyScope, StoreError};
+
+/// `archive …`
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// The archiving configuration (on/off, critical mode, retention).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Archiving policies at global or user scope.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Find archived messages.
+    Search(SearchArgs),
+    /// The transcript of one conversation.
+    Show {
+        conversation: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export archived conversations to EML, mbox or JSON lines.
+    Export(crate::archive_export::ExportArgs),
+    /// Check the hash chain: reports any altered, inserted or deleted record.
+    Verify {
+        /// The head (`SEQ:HASH`) recorded earlier, e.g. from the server log:
+        /// proves that no record was removed from the end or appended.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the retention period now (the server does it daily at the purge hour).
+    Purge,
+    /// Head of the chain, records waiting in the spool, mail-store delivery.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `archive config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Change some settings (the others keep their value).
+    Set {
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        enabled: Option<bool>,
+        /// Critical mode: refuse IM that cannot be archived.
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        critical: Option<bool>,
+        /// Keep records this many days (1–2562).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2562))]
+        retention_days: Option<u32>,
+        /// Hour of the day (UTC, 0–23) when old records are purged.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=23))]
+        purge_hour: Option<u8>,
+        /// Purge only records already delivered to the mail store.
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        purge_mailed_only: Option<bool>,
+    },
+    /// Show the configuration.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `archive policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set the global policy or a user's override.
+    Set {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Archive conversations within the served domains.
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        internal: Option<bool>,
+        /// Archive conversations with people outside the served domains.
+        #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        external: Option<bool>,
+    },
+    /// Remove a user's override (the global policy applies again).
+    Clear {
+        #[arg(long, value_name = "USER@DOMAIN")]
+        user: String,
+    },
+    /// Show the global policy and every user override.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Search filters (also used by `export`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct SearchArgs {
+    /// Messages USER sent or received.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// …in conversations that also involve this person.
+    #[arg(long)]
+    pub with: Option<String>,
+    /// From this time (YYYY-MM-DD or RFC 3339, e.g. 2026-11-24T09:30:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time, exclusive (same formats).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Words that must all appear.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// One conversation.
+    #[arg(long)]
+    pub conversation: Option<String>,
+    /// At most this many records.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a date or time for --since/--until, naming the accepted formats.
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let err = || {
+        anyhow::anyhow!(
+            "invalid date {s:?}: use YYYY-MM-DD or an RFC 3339 time such as 2026-11-24T09:30:00Z"
+        )
+    };
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &fmt).map_err(|_| err())?;
+    Ok(d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// A time as RFC 3339 for people.
+pub fn fmt_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Opens the archive database of a data directory.
+pub async fn open_archive(data: &Path) -> anyhow::Result<SqliteArchive> {
+    SqliteArchive::open(&data.join("archive.db"))
+        .await
+        .with_context(|| format!("cannot open the archive in {}", data.display()))
+}
+
+fn address_arg(s: &Option<String>) -> anyhow::Result<Option<Address>> {
+    s.as_deref()
+        .map(|u| Address::parse(u).with_context(|| format!("{u:?} is not a valid address")))
+        .transpose()
+}
+
+/// Builds the archive query of search filters, checking that named people
+/// and conversations exist (in the directory or the archive).
+pub async fn query(
+    data: &Path,
+    archive: &SqliteArchive,
+    a: &SearchArgs,
+) -> anyhow::Result<ArchiveQuery> {
+    let user = address_arg(&a.user)?;
+    let with = address_arg(&a.with)?;
+    let store = open_store(data).await?;
+    for who in [&user, &with].into_iter().flatten() {
+        let known = switchboard_store::Directory::get_user(&store, &who.to_string())
+            .await?
+            .is_some();
+        if !known {
+            let q = ArchiveQuery {
+                user: Some(who.to_string()),
+                limit: 1,
+                ..Default::default()
+            };
+            if archive.search_archive(&q).await?.is_empty() {
+                bail!("no such user: {who} (not in the directory, not in the archive)");
+            }
+        }
+    }
+    if let Some(c) = &a.conversation
+        && archive.conversation_summary(c).await?.is_none()
+    {
+        bail!("no such conversation: {c}");
+    }
+    Ok(ArchiveQuery {
+        user: user.map(|u| u.to_string()),
+        with: with.map(|u| u.to_string()),
+        since_ms: a.since.as_deref().map(parse_time).transpose()?,
+        until_ms: a.until.as_deref().map(parse_time).transpose()?,
+        text: a.text.clone(),
+        conversation: a.conversation.clone(),
+        after_seq: None,
+        limit: a.limit,
+    })
+}
+
+fn print_record(r: &ArchiveRecord) {
+    let text = if r.record.kind == "message" {
+        r.record.text.replace('\n', " ")
+    } else {
+        format!("({})", r.record.kind)
+    };
+    println!(
+        "{}  #{}  {}  {} -> {}  [{}]  {}",
+        fmt_time(r.record.at_ms),
+        r.seq,
+        r.record.conversation,
+        r.record.sender,
+        r.record.participants.join(", "),
+        r.record.outcome,
+        text
+    );
+}
+
+/// Runs an archive command.
+pub async fn run(data: &Path, cmd: ArchiveCommand) -> anyhow::Result<()> {
+    match cmd {
+        ArchiveCommand::Config(ConfigCommand::Set {
+            enabled,
+            critical,
+            retention_days,
+            purge_hour,
+            purge_mailed_only,
+        }) => {
+            let store = open_store(data).await?;
+            let mut f = serde_json::Map::new();
+            if let Some(v) = enabled {
+                f.insert("enabled".into(), v.into());
+            }
+            if let Some(v) = critical {
+                f.insert("critical".into(), v.into());
+            }
+            if let Some(v) = retention_days {
+                f.insert("retention_days".into(), v.into());
+            }
+            if let Some(v) = purge_hour {
+                f.insert("purge_hour".into(), v.into());
+            }
+            if let Some(v) = purge_mailed_only {
+                f.insert("purge_mailed_only".into(), v.into());
+            }
+            if f.is_empty() {
+                bail!(
+                    "nothing to set: give at least one of --enabled, --critical, --retention-days, --purge-hour, --purge-mailed-only"
+                );
+            }
+            set_policy_fields(&store, ArchivingConfig::KIND, &PolicyScope::Global, f).await?;
+            print_config(&current_config(&store).await?, false)?;
+        }
+        ArchiveCommand::Config(ConfigCommand::Show { json }) => {
+            let store = open_store(data).await?;
+            print_config(&current_config(&store).await?, json)?;
+        }
+        ArchiveCommand::Policy(PolicyCommand::Set {
+            scope,
+            internal,
+            external,
+        }) => {
+            let store = open_store(data).await?;
+            let scope = scope_of(&scope)?;
+            let mut f = serde_json::Map::new();
+            if let Some(v) = internal {
+                f.insert("archive_internal".into(), v.into());
+            }
+            if let Some(v) = external {
+                f.insert("archive_external".into(), v.into());
+            }
+            if f.is_empty() {
+                bail!("nothing to set: give --internal and/or --external");
+            }
+            set_policy_fields(&store, ArchivingPolicy::KIND, &scope, f).await?;
+            println!("archiving policy ({}) updated", scope.key());
+        }
+        ArchiveCommand::Policy(PolicyCommand::Clear { user }) => {
+            let store = open_store(data).await?;
+            let user = Address::parse(&user)
+                .with_context(|| format!("{user:?} is not a valid address"))?;
+            match store
+                .clear_policy(ArchivingPolicy::KIND, &PolicyScope::User(user.to_string()))
+                .await
+            {
+                Ok(()) => println!("archiving policy override of {user} removed"),
+                Err(StoreError::NotFound(_)) => bail!("{user} has no archiving policy override"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ArchiveCommand::Policy(PolicyCommand::Show { json }) => {
+            let store = open_store(data).await?;
+            show_policies::<ArchivingPolicy>(&store, json).await?;
+        }
+        ArchiveCommand::Search(a) => {
+            let archive = open_archive(data).await?;
+            let q = query(data, &archive, &a).await?;
+            let found = archive.search_archive(&q).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else if found.is_empty() {
+                println!("no archived message matches");
+            } else {
+                for r in &found {
+                    print_record(r);
+                }
+            }
+        }
+        ArchiveCommand::Show { conversation, json } => {
+            let archive = open_archive(data).await?;
+            if archive.conversation_summary(&conversation).await?.is_none() {
+                bail!("no such conversation: {conversation}");
+            }
+            let q = ArchiveQuery {
+                conversation: Some(conversation.clone()),
+                limit: switchboard_store::archive::MAX_ARCHIVE_LIMIT,
+                ..Default::default()
+            };
+            let records = archive.search_archive(&q).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records)?);
+            } else {
+                print!(
+                    "{}",
+                    crate::archive_export::transcript(&conversation, &records)
+                );
+            }
+        }
+        ArchiveCommand::Export(args) => crate::archive_export::run(data, args).await?,
+        ArchiveCommand::Verify { expect_head, json } => verify(data, expect_head, json).await?,
+        ArchiveCommand::Purge => {
+            let store = open_store(data).await?;
+            let archive = open_archive(data).await?;
+            let config = current_config(&store).await?;
+            let removed = purge(&archive, &config, switchboard_core::now_ms()).await?;
+            println!(
+                "purged {removed} records older than {} days{}",
+                config.retention_days,
+                if config.purge_mailed_only {
+                    " (mailed only)"
+                } else {
+                    ""
+                }
+            );
+        }
+        ArchiveCommand::Status { json } => status(data, json).await?,
+    }
+    Ok(())
+}
+
+fn scope_of(scope: &ScopeArgs) -> anyhow::Result<PolicyScope> {
+    match &scope.user {
+        Some(u) => Ok(PolicyScope::User(
+            Address::parse(u)
+                .with_context(|| format!("{u:?} is not a valid address"))?
+                .to_string(),
+        )),
+        None => Ok(PolicyScope::Global),
+    }
+}
+
+async fn current_config(
+    store: &switchboard_store::sqlite::SqliteStore,
+) -> anyhow::Result<ArchivingConfig> {
+    let doc = store
+        .get_policy(ArchivingConfig::KIND, &PolicyScope::Global)
+        .await?;
+    let base = serde_json::to_value(ArchivingConfig::default())?;
+    let merged = match doc {
+        Some(d) => switchboard_core::policy::overlay(&base, &d),
+        None => base,
+    };
+    Ok(serde_json::from_value(merged)?)
+}
+
+fn print_config(c: &ArchivingConfig, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(c)?);
+    } else {
+        let onoff = |b: bool| if b { "on" } else { "off" };
+        println!(
+            "archiving: {}  critical mode: {}  retention: {} days  purge hour: {:02}:00 UTC  purge mailed only: {}",
+            onoff(c.enabled),
+            onoff(c.critical),
+            c.retention_days,
+            c.purge_hour,
+            onoff(c.purge_mailed_only)
+        );
+    }
+    Ok(())
+}
+
+/// Applies retention: removes records older than the retention period.
+pub async fn purge(
+    archive: &dyn Archive,
+    config: &ArchivingConfig,
+    now_ms: i64,
+) -> anyhow::Result<u64> {
+    let before = now_ms - i64::from(config.retention_days) * 86_400_000;
+    Ok(archive
+        .purge_archive(before, config.purge_mailed_only)
+        .await?)
+}
+
+async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow::Result<()> {
+    let archive = open_archive(data).await?;
+    let anchor = archive.archive_anchor().await?;
+    let mut findings: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    let mut after = 0;
+    // Read from the very start, not from the anchor: a record forged below
+    // the anchor must show up too.
+    loop {
+        match archive.archive_range(after, 5000).await {
+            Ok(batch) if batch.is_empty() => break,
+            Ok(batch) => {
+                after = batch.last().map(|r| r.seq).unwrap_or(after);
+                records.extend(batch);
+            }
+            Err(e) => {
+                findings.push(format!("unreadable record after #{after}: {e}"));
+                break;
+            }
+        }
+    }
+    let (below, from_anchor): (Vec<&ArchiveRecord>, Vec<&ArchiveRecord>) =
+        records.iter().partition(|r| r.seq <= anchor.0);
+    for r in below {
+        findings.push(format!(
+            "record #{} lies below the retention anchor #{} (inserted after purge)",
+            r.seq, anchor.0
+        ));
+    }
+    let (chain, head) = verify_chain((anchor.0, anchor.1.as_str()), from_anchor);
+    for f in chain {
+        findings.push(match f {
+            ChainFinding::Altered { seq } => {
+                format!("record #{seq} was altered (its content no longer matches its hash)")
+            }
+            ChainFinding::Broken { seq, .. } => {
+                format!("chain broken before record #{seq} (a record was inserted or deleted)")
+            }
+            ChainFinding::Gap { after, next } => format!(
+                "records #{}..#{} are missing (deleted)",
+                after + 1,
+                next - 1
+            ),
+        });
+    }
+    if let Some(expected) = &expect_head {
+        let (seq, hash) = expected
+            .split_once(':')
+            .context("--expect-head takes SEQ:HASH")?;
+        let seq: i64 = seq.parse().context("--expect-head: SEQ is not a number")?;
+        match records.iter().find(|r| r.seq == seq) {
+            Some(r) if r.hash == hash => {}
+            Some(_) => findings.push(format!(
+                "record #{seq} does not have the expected head hash"
+            )),
+            None => findings.push(format!(
+                "the expected head #{seq} is missing (records removed from the end)"
+            )),
+        }
+    }
+    let checked = records.len();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"records": checked, "anchor": {"seq": anchor.0, "hash": anchor.1}, "head": head.as_ref().map(|h| format!("{}:{}", h.0, h.1)), "findings": findings})
+            )?
+        );
+    } else {
+        println!("checked {checked} records from anchor #{}", anchor.0);
+        if let Some((seq, hash)) = &head {
+            println!("head: {seq}:{hash}");
+        }
+        for f in &findings {
+            println!("TAMPERING: {f}");
+        }
+        if findings.is_empty() {
+            println!("archive intact");
+        }
+    }
+    if !findings.is_empty() {
+        bail!("{} problem(s) found in the archive", findings.len());
+    }
+    Ok(())
+}
+
+async fn status(data: &Path, json: bool) -> anyhow::Result<()> {
+    let archive = open_archive(data).await?;
+    let head = archive.archive_head().await?;
+    let anchor = archive.archive_anchor().await?;
+    let spool = std::fs::read_to_string(data.join("archive-spool.jsonl"))
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let mail = std::fs::read_to_string(data.join("archive-mail-status.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"head": head.map(|h| format!("{}:{}", h.0, h.1)), "anchor": format!("{}:{}", anchor.0, anchor.1), "spooled": spool, "mail": mail})
+            )?
+        );
+    } else {
+        match head {
+            Some((seq, hash)) => println!("archive head: {seq}:{hash}"),
+            None => println!("archive is empty"),
+        }
+        println!("retention anchor: #{}", anchor.0);
+        println!("records waiting in the spool (archive was unavailable): {spool}");
+        match mail {
+            Some(m) => println!("mail-store delivery: {m}"),
+            None => println!("mail-store delivery: not configured or not run yet"),
+        }
+    }
+    Ok(())
+}
