@@ -1062,7 +1062,6 @@ async fn subscription_to_a_user_that_does_not_exist_looks_like_a_blocked_one() {
 }
 
 #[tokio::test]
-#[ignore = "defect: a presence.winfo SUBSCRIBE deadlocks the server (schedule_notify holds the subscriptions mutex while render -> watcher_info locks it again)"]
 async fn privacy_mode_holds_watchers_pending_and_watcher_info_shows_them_until_allowed() {
     let server = Server::with_users(&["alice", "bob"]);
     server.cli_ok(&["privacy", "set", &addr("alice"), "--mode", "on"], None);
@@ -2001,7 +2000,6 @@ async fn publish_refusals_489_403_415_400_412_and_one_publication_per_device() {
 // Watcher info, privacy mode, timing.
 
 #[tokio::test]
-#[ignore = "defect: a presence.winfo SUBSCRIBE deadlocks the server (schedule_notify holds the subscriptions mutex while render -> watcher_info locks it again)"]
 async fn watcher_info_subscription_leaves_the_server_responsive() {
     let server = Server::with_users(&["alice", "bob", "carol"]);
     let alice = server.registered("alice", Transport::Udp).await;
@@ -2203,7 +2201,6 @@ async fn futures_join_all<F: std::future::Future>(
 }
 
 #[tokio::test]
-#[ignore = "defect: every presence change sends a NOTIFY to blocked (and pending) watchers even though what they may see did not change, so they learn when the person is active and can tell blocked from non-existent"]
 async fn blocked_watcher_learns_nothing_from_the_timing_of_notifies() {
     let server = Server::with_users(&["alice", "bob"]);
     server.cli_ok(

@@ -26,6 +26,9 @@ use switchboard_sip_bodies::cpim::{self, Cpim};
 use switchboard_sip_bodies::sdp_im::ImSdp;
 use tokio::sync::mpsc;
 
+/// Receives the final status of an invitation.
+pub type Report = Box<dyn Fn(u16) + Send + Sync>;
+
 /// The user part prefix of conference URIs: `sip:conf-<32 hex>@domain`.
 pub const CONF_PREFIX: &str = "conf-";
 
@@ -1008,30 +1011,43 @@ impl SipServer {
             Address::from_parts(target, &domain)
         };
         match parsed {
-            Ok(invitee) => {
-                let me = self.arc();
-                let conf_id = conf.to_owned();
-                let name = invitee.to_string();
-                let report = move |status: u16| {
-                    if status >= 300
-                        && let Some(me) = &me
-                    {
-                        me.notice(
-                            &conf_id,
-                            &format!(
-                                "Could not add {name}: {status} {}",
-                                switchboard_sip::default_reason(status)
-                            ),
-                        );
-                    }
-                };
-                self.invite_member(conf, inviter, &invitee, Box::new(report));
-            }
+            Ok(invitee) => self.invite_reporting(conf, inviter, &invitee, None),
             Err(_) => self.notice(
                 conf,
                 &format!("Cannot invite {target:?}: not a user address"),
             ),
         }
+    }
+
+    /// Invites `invitee`, telling the conference when it fails and `extra`
+    /// (the REFER's subscriber) the outcome in any case.
+    fn invite_reporting(
+        &self,
+        conf: &str,
+        inviter: &Address,
+        invitee: &Address,
+        extra: Option<Report>,
+    ) {
+        let me = self.arc();
+        let conf_id = conf.to_owned();
+        let name = invitee.to_string();
+        let report = move |status: u16| {
+            if let Some(extra) = &extra {
+                extra(status);
+            }
+            if status >= 300
+                && let Some(me) = &me
+            {
+                me.notice(
+                    &conf_id,
+                    &format!(
+                        "Could not add {name}: {status} {}",
+                        switchboard_sip::default_reason(status)
+                    ),
+                );
+            }
+        };
+        self.invite_member(conf, inviter, invitee, Box::new(report));
     }
 
     /// Invites `invitee` on behalf of `inviter`: an INVITE to their devices
@@ -1373,7 +1389,14 @@ impl SipServer {
 
     /// Escalates the one-to-one conversation of `a` and `b` into a new
     /// conference with both in it (as pager members) and invites `c`.
-    pub fn escalate(&self, a: &Address, b: &Address, c: &Address, domain: &str) -> String {
+    pub fn escalate(
+        &self,
+        a: &Address,
+        b: &Address,
+        c: &Address,
+        domain: &str,
+        extra: Option<Report>,
+    ) -> String {
         let now = switchboard_core::now_ms();
         let conf = self.conferences.create(ids::long_token(), a, domain, now);
         let history = self.conversations.recent(a, b, now);
@@ -1397,29 +1420,19 @@ impl SipServer {
             }
         }
         tracing::info!(conference = %conf.id, a = %a, b = %b, invitee = %c, "conversation escalated to a conference");
-        let me = self.arc();
-        let id = conf.id.clone();
-        let name = c.to_string();
-        let report = move |status: u16| {
-            if status >= 300
-                && let Some(me) = &me
-            {
-                me.notice(
-                    &id,
-                    &format!(
-                        "Could not add {name}: {status} {}",
-                        switchboard_sip::default_reason(status)
-                    ),
-                );
-            }
-        };
-        self.invite_member(&conf.id, a, c, Box::new(report));
+        self.invite_reporting(&conf.id, a, c, extra);
         conf.id
     }
 
     /// Invites one more person into a conference that grew out of a conversation.
-    pub fn invite_to_escalated(&self, conf: &str, inviter: &Address, invitee: &Address) {
-        self.invite_by_text(conf, inviter, &invitee.to_string());
+    pub fn invite_to_escalated(
+        &self,
+        conf: &str,
+        inviter: &Address,
+        invitee: &Address,
+        extra: Option<Report>,
+    ) {
+        self.invite_reporting(conf, inviter, invitee, extra);
     }
 
     /// A pager MESSAGE between two people whose conversation became a

@@ -116,6 +116,10 @@ pub struct Subscription {
     pub members: Vec<(Address, switchboard_core::presence::Decision)>,
     /// REFER: the status line to report (100 while the invitation runs).
     pub refer_status: Option<u16>,
+    /// What the last NOTIFY said (state and body), to skip identical ones.
+    last_sent: Option<u64>,
+    /// The subscription ends once the NOTIFY in flight is answered.
+    pending_end: Option<EndReason>,
 }
 
 /// Every subscription with the indexes fan-out needs.
@@ -206,6 +210,8 @@ impl Subscriptions {
                 changed: HashSet::new(),
                 members: n.members,
                 refer_status: None,
+                last_sent: None,
+                pending_end: None,
             },
         );
         id
@@ -303,6 +309,15 @@ impl EndReason {
 /// The body of a NOTIFY: content type and bytes (None: no body).
 pub type NotifyBody = Option<(String, Vec<u8>)>;
 
+/// A hash of a NOTIFY's state and body.
+fn fingerprint(state: &str, body: &NotifyBody) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    state.hash(&mut h);
+    body.hash(&mut h);
+    h.finish()
+}
+
 /// NOTIFY answers that end the subscription (RFC 6665 §4.2.2).
 fn ends_subscription(status: u16) -> bool {
     matches!(
@@ -375,6 +390,15 @@ impl SipServer {
     pub fn schedule_notify(&self, id: u64) {
         let built = {
             let mut subs = lock(&self.subscriptions);
+            // Watcher lists are read before the subscription is borrowed:
+            // rendering must never take the subscriptions lock again.
+            let watchers = subs
+                .subs
+                .get(&id)
+                .and_then(|s| match (&s.package, &s.resource) {
+                    (Package::Winfo, Resource::Person(p)) => Some(self.watchers_of(&subs, p)),
+                    _ => None,
+                });
             let Some(s) = subs.subs.get_mut(&id) else {
                 return;
             };
@@ -385,11 +409,27 @@ impl SipServer {
             let now = switchboard_core::now_ms();
             let remaining = ((s.expires_ms - now).max(0) / 1000) as u32;
             let state = match s.state {
-                SubState::Active => format!("active;expires={remaining}"),
-                SubState::Pending => format!("pending;expires={remaining}"),
+                SubState::Active => "active",
+                SubState::Pending => "pending",
             };
-            let body = self.render(s);
-            let built = self.notify_request(s, state, body);
+            let forced = s.need_full;
+            let body = self.render(s, watchers);
+            // A change that does not change what this watcher may see is not
+            // announced: otherwise a blocked or pending watcher would learn
+            // from the timing of NOTIFYs when the person is active.
+            let fingerprint = fingerprint(state, &body);
+            if s.package == Package::Presence
+                && matches!(s.resource, Resource::Person(_))
+                && !forced
+                && s.last_sent == Some(fingerprint)
+            {
+                return;
+            }
+            s.last_sent = Some(fingerprint);
+            if matches!(s.resource, Resource::Person(_)) {
+                s.need_full = false;
+            }
+            let built = self.notify_request(s, format!("{state};expires={remaining}"), body);
             if built.is_some() {
                 s.in_flight = true;
             }
@@ -414,17 +454,19 @@ impl SipServer {
                 me.end_subscription_silently(id, "NOTIFY failed");
                 return;
             }
-            let again = {
+            let (again, end) = {
                 let mut subs = lock(&me.subscriptions);
                 match subs.subs.get_mut(&id) {
                     Some(s) => {
                         s.in_flight = false;
-                        std::mem::take(&mut s.dirty)
+                        (std::mem::take(&mut s.dirty), s.pending_end.take())
                     }
-                    None => false,
+                    None => (false, None),
                 }
             };
-            if again {
+            if let Some(reason) = end {
+                me.end_subscription(id, reason);
+            } else if again {
                 me.schedule_notify(id);
             }
         });
@@ -434,9 +476,26 @@ impl SipServer {
     pub fn end_subscription(&self, id: u64, reason: EndReason) {
         let built = {
             let mut subs = lock(&self.subscriptions);
+            let watchers = subs
+                .subs
+                .get(&id)
+                .and_then(|s| match (&s.package, &s.resource) {
+                    (Package::Winfo, Resource::Person(p)) => Some(self.watchers_of(&subs, p)),
+                    _ => None,
+                });
+            // NOTIFYs go one at a time: the final one waits for the answer
+            // to the one in flight, so the subscriber sees them in order.
+            if let Some(s) = subs.subs.get_mut(&id)
+                && s.in_flight
+            {
+                s.pending_end = Some(reason);
+                return;
+            }
             let Some(mut s) = subs.remove(id) else { return };
-            let body = if reason == EndReason::Timeout {
-                self.render(&mut s)
+            // The final NOTIFY carries the state when the subscription simply
+            // ran out, and the outcome for REFER.
+            let body = if reason == EndReason::Timeout || s.package == Package::Refer {
+                self.render(&mut s, watchers)
             } else {
                 None
             };

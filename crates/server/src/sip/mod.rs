@@ -86,6 +86,9 @@ pub struct SipServer {
     legs: Mutex<HashMap<String, conference::Leg>>,
     focus: conference::FocusSettings,
     pub archiver: Arc<switchboard_core::archive::Archiver>,
+    /// Highest CSeq per (Call-ID, tag) of in-dialog requests relayed, for
+    /// requests the server injects into a dialog (escalation NOTIFYs).
+    dialog_cseq: Mutex<HashMap<(String, String), u32>>,
 }
 
 /// The services the SIP front door is built on.
@@ -149,6 +152,7 @@ impl SipServer {
             legs: Mutex::new(HashMap::new()),
             focus: services.focus,
             archiver: services.archiver,
+            dialog_cseq: Mutex::new(HashMap::new()),
         });
         server
             .transports

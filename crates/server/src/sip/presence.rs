@@ -77,7 +77,11 @@ impl SipServer {
     }
 
     /// The body of the next NOTIFY of `s` (None: no body, e.g. pending).
-    pub fn render(&self, s: &mut Subscription) -> super::events::NotifyBody {
+    pub fn render(
+        &self,
+        s: &mut Subscription,
+        watchers: Option<Vec<Watcher>>,
+    ) -> super::events::NotifyBody {
         match (&s.package, &s.resource) {
             (Package::Presence, Resource::Person(p)) => match (s.state, s.level) {
                 (SubState::Active, Some(level)) => Some((
@@ -87,7 +91,15 @@ impl SipServer {
                 _ => None,
             },
             (Package::Winfo, Resource::Person(p)) => {
-                let doc = self.watcher_info(p, s.version);
+                let doc = WatcherInfo {
+                    version: s.version,
+                    state: DocState::Full,
+                    lists: vec![WatcherList {
+                        resource: format!("sip:{p}"),
+                        package: "presence".into(),
+                        watchers: watchers.unwrap_or_default(),
+                    }],
+                };
                 s.version += 1;
                 Some((
                     "application/watcherinfo+xml".to_owned(),
@@ -105,8 +117,13 @@ impl SipServer {
         }
     }
 
-    fn watcher_info(&self, person: &Address, version: u32) -> WatcherInfo {
-        let subs = lock(&self.subscriptions);
+    /// The watchers of `person`'s presence, for watcher info. Takes the
+    /// already-locked subscription table.
+    pub fn watchers_of(
+        &self,
+        subs: &super::events::Subscriptions,
+        person: &Address,
+    ) -> Vec<Watcher> {
         let mut watchers: Vec<Watcher> = subs
             .presence_of
             .get(person)
@@ -140,15 +157,7 @@ impl SipServer {
             })
             .collect();
         watchers.sort_by(|a, b| a.uri.cmp(&b.uri).then(a.id.cmp(&b.id)));
-        WatcherInfo {
-            version,
-            state: DocState::Full,
-            lists: vec![WatcherList {
-                resource: format!("sip:{person}"),
-                package: "presence".into(),
-                watchers,
-            }],
-        }
+        watchers
     }
 
     fn render_list(&self, s: &mut Subscription, owner: &Address) -> super::events::NotifyBody {

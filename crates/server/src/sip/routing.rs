@@ -95,6 +95,8 @@ impl SipServer {
             }
             match self.in_dialog_target(&req) {
                 Some(t) => {
+                    let mut req = req;
+                    self.renumber_in_dialog(&mut req);
                     let archived = self.in_dialog_archive_plan(&req);
                     self.forward_archived(key, req, flow, vec![t], OnFailure::Relay, archived);
                 }
@@ -219,13 +221,26 @@ impl SipServer {
                 } else {
                     Address::from_parts(target.trim(), &domain)
                 };
+                let from_device = self
+                    .location
+                    .bindings(&sender, switchboard_core::now_ms())
+                    .iter()
+                    .any(|b| b.flow.remote == flow.remote && b.flow.transport == flow.transport);
                 return match invitee {
+                    Ok(_) if !from_device => self.respond(
+                        &key,
+                        reply(
+                            &req,
+                            403,
+                            "Escalation is accepted only from a registered device",
+                        ),
+                    ),
                     Ok(invitee) if invitee != sender && invitee != recipient => {
                         self.respond(
                             &key,
                             Response::to_request(&req, 200).with_to_tag(&ids::tag()),
                         );
-                        self.escalate(&sender, &recipient, &invitee, &domain);
+                        self.escalate(&sender, &recipient, &invitee, &domain, None);
                     }
                     _ => self.respond(&key, reply(&req, 400, "Bad /invite: name a third user")),
                 };
@@ -463,6 +478,109 @@ impl SipServer {
         })
     }
 
+    /// Sends a NOTIFY of the implicit REFER subscription of `refer` (received
+    /// inside a one-to-one session) to its sender, inside that dialog and on
+    /// behalf of the peer: the peer's tag, a CSeq above every request the peer
+    /// sent in the dialog (requests the peer sends afterwards are renumbered
+    /// above it, see [`SipServer::renumber_in_dialog`]).
+    pub fn refer_notify_in_peer_dialog(
+        &self,
+        refer: &Request,
+        flow: &Flow,
+        state: &str,
+        status: u16,
+    ) {
+        let (Ok(from), Ok(to), Ok(call_id)) = (
+            refer.headers.from(),
+            refer.headers.to(),
+            refer.headers.call_id(),
+        ) else {
+            return;
+        };
+        let Some(peer_tag) = to.tag().map(str::to_owned) else {
+            return;
+        };
+        let Some(target) = refer.headers.contacts().ok().and_then(|c| match c {
+            switchboard_sip::Contacts::List(l) => l.into_iter().next().map(|n| n.uri),
+            switchboard_sip::Contacts::Star => None,
+        }) else {
+            return;
+        };
+        let cseq = self.inject_cseq(call_id, &peer_tag);
+        let refer_cseq = refer.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let mut notify = Request::new(Method::Notify, target.clone());
+        notify.headers.push(HeaderName::MaxForwards, "70");
+        notify.headers.push(HeaderName::From, to.to_string());
+        notify.headers.push(HeaderName::To, from.to_string());
+        notify.headers.push(HeaderName::CallId, call_id);
+        notify
+            .headers
+            .push(HeaderName::CSeq, format!("{cseq} NOTIFY"));
+        notify
+            .headers
+            .push(HeaderName::Event, format!("refer;id={refer_cseq}"));
+        notify.headers.push(HeaderName::SubscriptionState, state);
+        notify
+            .headers
+            .push(HeaderName::Contact, self.own_contact(flow));
+        notify
+            .headers
+            .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+        notify.body = format!(
+            "SIP/2.0 {status} {}\r\n",
+            switchboard_sip::default_reason(status)
+        )
+        .into_bytes();
+        let t = Target {
+            uri: target,
+            flow: flow.clone(),
+            routes: Vec::new(),
+        };
+        let (out, _) = self.prepare_forward(&notify, &t, None, false);
+        if let Some(me) = self.arc() {
+            tokio::spawn(async move {
+                let _ = me.send_request(out, t.flow).await;
+            });
+        }
+    }
+
+    /// Reserves the next CSeq for a request the server sends inside a dialog
+    /// on behalf of the side with `tag`.
+    fn inject_cseq(&self, call_id: &str, tag: &str) -> u32 {
+        let mut d = crate::transport::lock(&self.dialog_cseq);
+        let e = d.entry((call_id.to_owned(), tag.to_owned())).or_insert(0);
+        *e = e.saturating_add(1).max(1);
+        *e
+    }
+
+    /// Tracks the CSeq of an in-dialog request and, when the server sent
+    /// requests in that dialog on the sender's behalf, renumbers it above them
+    /// so that the other side never sees CSeq go backwards.
+    pub fn renumber_in_dialog(&self, req: &mut Request) {
+        let (Ok(call_id), Ok(from), Ok(cseq)) = (
+            req.headers.call_id(),
+            req.headers.from(),
+            req.headers.cseq(),
+        ) else {
+            return;
+        };
+        let Some(tag) = from.tag() else { return };
+        let mut d = crate::transport::lock(&self.dialog_cseq);
+        if d.len() > 200_000 {
+            // Forget old dialogs wholesale: only those with injected requests matter.
+            d.clear();
+        }
+        let e = d.entry((call_id.to_owned(), tag.to_owned())).or_insert(0);
+        if cseq.seq > *e {
+            *e = cseq.seq;
+        } else if cseq.method != Method::Ack && cseq.method != Method::Cancel {
+            *e += 1;
+            let n = *e;
+            req.headers
+                .set(HeaderName::CSeq, format!("{n} {}", cseq.method));
+        }
+    }
+
     /// Keeps a one-to-one message in the conversation's recent history (what
     /// a conference started from this conversation replays).
     pub fn record_one_to_one(&self, from: &Address, to: &Address, content_type: &str, body: &[u8]) {
@@ -524,14 +642,29 @@ impl SipServer {
                     return false;
                 }
                 self.respond(key, Response::to_request(req, 202));
+                // The REFER's implicit subscription (RFC 3515): NOTIFYs in
+                // this dialog, sent on behalf of the peer.
+                self.refer_notify_in_peer_dialog(req, flow, "active;expires=60", 100);
+                let me = self.arc();
+                let (refer, refer_flow) = (req.clone(), flow.clone());
+                let report: super::conference::Report = Box::new(move |status: u16| {
+                    if let Some(me) = &me {
+                        me.refer_notify_in_peer_dialog(
+                            &refer,
+                            &refer_flow,
+                            "terminated;reason=noresource",
+                            status,
+                        );
+                    }
+                });
                 match self
                     .conversations
                     .escalated(&sender, &peer)
                     .filter(|c| self.conferences.get(c).is_some())
                 {
-                    Some(conf) => self.invite_to_escalated(&conf, &sender, &invitee),
+                    Some(conf) => self.invite_to_escalated(&conf, &sender, &invitee, Some(report)),
                     None => {
-                        self.escalate(&sender, &peer, &invitee, peer.domain());
+                        self.escalate(&sender, &peer, &invitee, peer.domain(), Some(report));
                     }
                 }
                 true
