@@ -21,6 +21,8 @@ pub struct Config {
     pub im: ImConfig,
     pub presence: PresenceConfig,
     pub conference: ConferenceConfig,
+    /// Compliance archive delivery (`[archive.mail]`).
+    pub archive: ArchiveConfig,
     pub log: LogConfig,
 }
 
@@ -226,6 +228,200 @@ impl Default for ConferenceConfig {
     }
 }
 
+/// Compliance archiving settings of the server process (`[archive]`). The
+/// archiving policies themselves live in the database (`switchboard archive
+/// config` and `archive policy`); this section holds what only the server
+/// process needs.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Delivery of conversation transcripts into a mail store over IMAP.
+    pub mail: ArchiveMailConfig,
+}
+
+/// The mail-store delivery job (`[archive.mail]`): appends each finished
+/// conversation's transcript (one RFC 5322 message) to a folder per archived
+/// participant on an IMAP server, over TLS only, at most once per
+/// conversation and folder. Progress and failures show in
+/// `DATA/archive-mail-status.json` and `switchboard archive status`.
+///
+/// ```toml
+/// [archive.mail]
+/// enabled = true
+/// server = "mail.example.com"
+/// username = "im-archive"
+/// password_file = "/etc/switchboard/imap-password"
+/// folder = "Archive/{user}"
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveMailConfig {
+    /// Run the job (default false).
+    pub enabled: bool,
+    /// Host name or address of the IMAP server; also the name its
+    /// certificate must carry.
+    pub server: String,
+    /// TCP port; default 993 with `tls = "implicit"`, 143 with `"starttls"`.
+    pub port: Option<u16>,
+    /// `"implicit"` (TLS from the first byte, IMAPS; the default) or
+    /// `"starttls"` (plain connect, then `STARTTLS` before anything else).
+    /// Plain-text IMAP is refused; TLS 1.2 or 1.3 only.
+    pub tls: String,
+    /// PEM file with the certificate(s) to trust for the IMAP server (an
+    /// internal CA, or the server's own self-signed certificate). Without
+    /// it, the operating system's trusted roots (`/etc/ssl/certs`).
+    pub ca_file: Option<PathBuf>,
+    /// The IMAP account the job logs in as (a service account that may
+    /// create and append to the archive folders).
+    pub username: String,
+    /// File holding the account's password (one line; a trailing newline is
+    /// ignored), so that it is not in this file. Read at each connection; it
+    /// is never logged, printed or put in an error message. Keep it readable
+    /// by the server's user only.
+    pub password_file: Option<PathBuf>,
+    /// Folder for one participant's copies: `/` separates levels (translated
+    /// to the server's hierarchy separator), `{user}` is the participant's
+    /// address (`alice@example.com`), `{local}` and `{domain}` its parts.
+    /// Created when missing. Default `"Archive/{user}"`. A template without
+    /// a placeholder puts one copy of each conversation in one shared folder.
+    pub folder: String,
+    /// Mark appended transcripts as read (`\Seen`), so that they do not show
+    /// as unread mail. Default true.
+    pub seen: bool,
+    /// A conversation counts as finished, and is delivered, when its last
+    /// archived record is this old (minutes; default 30). A conversation
+    /// that goes on afterwards is delivered again in full.
+    pub idle_minutes: u64,
+    /// The same in seconds, for finer control (tests); overrides
+    /// `idle_minutes` when given.
+    pub idle_seconds: Option<u64>,
+    /// How often the job looks for finished conversations (seconds; default 60).
+    /// After a failure it retries with exponential backoff from this
+    /// interval up to 5 minutes (or this interval, when longer).
+    pub interval_seconds: u64,
+    /// Longest wait for connecting or for one IMAP command (seconds; default 60).
+    pub timeout_seconds: u64,
+}
+
+impl Default for ArchiveMailConfig {
+    fn default() -> ArchiveMailConfig {
+        ArchiveMailConfig {
+            enabled: false,
+            server: String::new(),
+            port: None,
+            tls: "implicit".into(),
+            ca_file: None,
+            username: String::new(),
+            password_file: None,
+            folder: "Archive/{user}".into(),
+            seen: true,
+            idle_minutes: 30,
+            idle_seconds: None,
+            interval_seconds: 60,
+            timeout_seconds: 60,
+        }
+    }
+}
+
+impl ArchiveMailConfig {
+    /// The port to connect to: the configured one, or the standard port of
+    /// the TLS mode (993 implicit, 143 STARTTLS).
+    pub fn effective_port(&self) -> u16 {
+        self.port
+            .unwrap_or(if self.tls == "starttls" { 143 } else { 993 })
+    }
+
+    /// How old a conversation's last record must be before it is delivered.
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.idle_seconds
+                .unwrap_or(self.idle_minutes.saturating_mul(60)),
+        )
+    }
+
+    /// Checks the section; returns (key, problem).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("archive.mail.{k}");
+        match self.tls.as_str() {
+            "implicit" | "starttls" => {}
+            "none" | "plain" | "off" | "no" | "false" | "" => {
+                return Err((
+                    key("tls"),
+                    format!(
+                        "{:?} is refused: the archive goes to the mail store over TLS only \
+                         (\"implicit\" or \"starttls\"), never in plain text",
+                        self.tls
+                    ),
+                ));
+            }
+            other => {
+                return Err((
+                    key("tls"),
+                    format!("{other:?} is not \"implicit\" or \"starttls\""),
+                ));
+            }
+        }
+        if self.port == Some(0) {
+            return Err((key("port"), "must be between 1 and 65535".into()));
+        }
+        let folder_problem = crate::archive_mail::check_folder_template(&self.folder);
+        if let Some(problem) = folder_problem {
+            return Err((key("folder"), problem));
+        }
+        if self.idle_seconds == Some(0) {
+            return Err((key("idle_seconds"), "must be at least 1".into()));
+        }
+        if self.idle_seconds.is_none() && self.idle_minutes == 0 {
+            return Err((key("idle_minutes"), "must be at least 1".into()));
+        }
+        if self.interval_seconds == 0 {
+            return Err((key("interval_seconds"), "must be at least 1".into()));
+        }
+        if self.timeout_seconds == 0 {
+            return Err((key("timeout_seconds"), "must be at least 1".into()));
+        }
+        if !self.enabled {
+            return Ok(());
+        }
+        let host = self.server.trim();
+        if host.is_empty() {
+            return Err((
+                key("server"),
+                "the IMAP server's host name is needed when enabled".into(),
+            ));
+        }
+        if host != self.server
+            || host.contains("://")
+            || host.contains(char::is_whitespace)
+            || host.contains('/')
+        {
+            return Err((
+                key("server"),
+                format!(
+                    "{:?} is not a host name or address (no scheme, path or spaces; the port goes in archive.mail.port)",
+                    self.server
+                ),
+            ));
+        }
+        if self.username.is_empty() {
+            return Err((
+                key("username"),
+                "the IMAP account is needed when enabled".into(),
+            ));
+        }
+        if self.username.contains(['\r', '\n', '\0']) {
+            return Err((key("username"), "must not contain line breaks".into()));
+        }
+        if self.password_file.is_none() {
+            return Err((
+                key("password_file"),
+                "a file holding the IMAP password is needed when enabled".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -415,6 +611,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        self.archive.mail.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err((
                 "log.format".into(),

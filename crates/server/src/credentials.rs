@@ -3,7 +3,7 @@
 //! and username form. The password itself is never stored or logged.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use switchboard_core::Address;
 use switchboard_sip::digest::{Algorithm, ha1};
 use switchboard_store::{Credentials, Ha1};
@@ -39,15 +39,6 @@ pub fn derive(address: &Address, password: &str) -> anyhow::Result<Credentials> 
     })
 }
 
-/// Checks a password against a stored Argon2 hash.
-pub fn verify(password_hash: &str, password: &str) -> bool {
-    argon2::PasswordHash::new(password_hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
 fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
     getrandom::fill(buf).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))
 }
@@ -71,8 +62,18 @@ mod tests {
     fn derives_verifiable_hash_and_ha1s() {
         let a = Address::parse("alice@example.com").expect("valid");
         let c = derive(&a, "s3cret").expect("derive");
-        assert!(verify(&c.password_hash, "s3cret"));
-        assert!(!verify(&c.password_hash, "wrong"));
+        let parsed = argon2::PasswordHash::new(&c.password_hash).expect("PHC string");
+        use argon2::password_hash::PasswordVerifier;
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"s3cret", &parsed)
+                .is_ok()
+        );
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"wrong", &parsed)
+                .is_err()
+        );
         assert!(!c.password_hash.contains("s3cret"));
         assert_eq!(c.ha1.len(), 6);
         let md5 = c

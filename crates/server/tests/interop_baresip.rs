@@ -39,8 +39,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// test gives its users this one with `switchboard user passwd`.
 const BARESIP_PASSWORD: &str = "baresip-interop-7";
 
-/// Offers only the MD5 challenge (see `baresip_registers_with_the_default_md5_and_sha256_challenges`).
-
 /// One running baresip with its own configuration directory.
 struct Baresip {
     user: String,

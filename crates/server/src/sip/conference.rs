@@ -75,10 +75,6 @@ pub struct Leg {
     pub conf: String,
     pub user: Address,
     tx: mpsc::UnboundedSender<Outgoing>,
-    /// Session legs: to recognise their in-dialog requests.
-    pub call_id: Option<String>,
-    /// The remote tag of a session leg.
-    pub remote_tag: Option<String>,
 }
 
 fn reply(req: &Request, status: u16, reason: &str) -> Response {
@@ -353,18 +349,12 @@ impl SipServer {
         cpim: bool,
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (call_id, remote_tag) = match &dialog {
-            Some(d) => (Some(d.call_id.clone()), Some(d.remote_tag.clone())),
-            None => (None, None),
-        };
         lock(&self.legs).insert(
             endpoint.to_owned(),
             Leg {
                 conf: conf.to_owned(),
                 user: user.clone(),
                 tx,
-                call_id,
-                remote_tag,
             },
         );
         if let Some(me) = self.arc() {
@@ -1316,7 +1306,7 @@ impl SipServer {
         }
         match (answered, failure) {
             (true, None) => 200,
-            (true, Some(f)) if f == 486 => 486,
+            (true, Some(486)) => 486,
             (true, _) => 200,
             (false, f) => f.unwrap_or(480),
         }

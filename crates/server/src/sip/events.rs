@@ -290,8 +290,6 @@ impl Subscriptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
     Timeout,
-    Deactivated,
-    Rejected,
     Noresource,
 }
 
@@ -299,8 +297,6 @@ impl EndReason {
     fn token(self) -> &'static str {
         match self {
             EndReason::Timeout => "timeout",
-            EndReason::Deactivated => "deactivated",
-            EndReason::Rejected => "rejected",
             EndReason::Noresource => "noresource",
         }
     }
@@ -551,7 +547,12 @@ impl SipServer {
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(LocationEvent::Removed { aor, contact, .. }) => {
+                    Ok(LocationEvent::Removed {
+                        aor,
+                        contact,
+                        reason,
+                    }) => {
+                        tracing::debug!(user = %aor, %contact, ?reason, "device signed out");
                         let key = Uri::parse(&contact)
                             .ok()
                             .and_then(|u| u.as_sip().map(super::location::contact_index_key));

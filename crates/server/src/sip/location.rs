@@ -2,7 +2,7 @@
 //! in memory for routing and written behind to the store so that a restart
 //! keeps UDP devices reachable.
 
-use crate::transport::{ConnId, Flow, Transport, Transports};
+use crate::transport::{ConnId, Flow, Transport};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -151,9 +151,11 @@ impl Location {
         })
     }
 
-    /// Loads persisted bindings at start-up. Outbound flows over streams died
-    /// with the previous process (RFC 5626): they are dropped. Other stream
-    /// bindings are kept and reached by a new connection when possible.
+    /// Loads persisted bindings at start-up. UDP bindings are kept: the device
+    /// is reached at its registered address. Bindings over TCP, TLS or
+    /// WebSocket died with their connections (RFC 5626 flows; a device behind
+    /// NAT cannot be reached otherwise): they are dropped, and the device
+    /// registers again on its own.
     pub async fn load(&self, store: &dyn Store, now_ms: i64) -> anyhow::Result<(usize, usize)> {
         let records = store.load_bindings(now_ms).await?;
         let mut kept = 0;
@@ -162,7 +164,7 @@ impl Location {
         for r in records {
             let (aor, contact) = (r.aor.clone(), r.contact.clone());
             match Binding::from_record(r) {
-                Some(b) if !(b.is_outbound() && b.flow.transport.is_stream()) => {
+                Some(b) if !b.flow.transport.is_stream() => {
                     map.entry(b.aor.clone()).or_default().push(Arc::new(b));
                     kept += 1;
                 }
@@ -310,12 +312,6 @@ impl Location {
         }
     }
 
-    /// Binds a binding's stored flow to a live one if its connection is gone
-    /// but another connection from the same peer is open.
-    pub fn live_flow(&self, b: &Binding, transports: &Transports) -> Option<Flow> {
-        transports.live_flow(&b.flow)
-    }
-
     /// Every live binding (to seed presence at start-up).
     pub fn all(&self, now_ms: i64) -> Vec<Arc<Binding>> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
@@ -324,21 +320,6 @@ impl Location {
             .filter(|b| b.expires_ms > now_ms)
             .cloned()
             .collect()
-    }
-
-    /// Number of bindings (for metrics).
-    pub fn len(&self) -> usize {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
-    }
-
-    /// True if nothing is registered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

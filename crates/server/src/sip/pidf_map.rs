@@ -151,7 +151,7 @@ pub fn document(entity: &str, state: &PresenceState) -> String {
     let person = Person {
         id: "p".into(),
         activities,
-        user_input: state.idle.then(|| UserInput {
+        user_input: state.idle.then_some(UserInput {
             state: InputState::Idle,
             idle_threshold: None,
             last_input: None,

@@ -618,15 +618,13 @@ impl SipServer {
                         .collect()
                 })
         };
-        match branches {
-            Some(keys) => {
-                let now = Instant::now();
-                for k in keys {
-                    let _ = self.with_layer(|l| l.cancel(now, &k));
-                }
+        // No context: the INVITE is not proxied yet (still being routed) and
+        // will be answered as usual.
+        if let Some(keys) = branches {
+            let now = Instant::now();
+            for k in keys {
+                let _ = self.with_layer(|l| l.cancel(now, &k));
             }
-            // Not proxied yet (still being routed): it will be answered as usual.
-            None => {}
         }
     }
 

@@ -72,11 +72,6 @@ impl Transport {
     pub fn is_stream(self) -> bool {
         self != Transport::Udp
     }
-
-    /// True for TLS and secure WebSocket (what a `sips:` URI requires).
-    pub fn is_secure(self) -> bool {
-        matches!(self, Transport::Tls | Transport::Wss)
-    }
 }
 
 impl fmt::Display for Transport {
@@ -136,8 +131,6 @@ pub enum SendError {
     Congested,
     #[error("no socket for local address {0}")]
     NoSocket(SocketAddr),
-    #[error("transport not available: {0}")]
-    Unavailable(&'static str),
     #[error("i/o error: {0}")]
     Io(String),
 }
@@ -157,7 +150,6 @@ struct ConnEntry {
     flow: Flow,
     /// The connection is kept open at least until then (a registration uses it).
     keep_until: Arc<Mutex<Instant>>,
-    close: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -202,19 +194,6 @@ impl Transports {
         lock(&self.inbound).clone()
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &TransportLimits {
-        &self.limits
-    }
-
-    /// The local addresses of the UDP sockets.
-    pub fn udp_addresses(&self) -> Vec<SocketAddr> {
-        lock(&self.udp)
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
-    }
-
     fn add_udp(&self, socket: Arc<UdpSocket>) {
         if let Ok(a) = socket.local_addr() {
             lock(&self.listeners).push((Transport::Udp, a));
@@ -247,11 +226,6 @@ impl Transports {
                     .find(|(t, a)| *t == transport && a.is_ipv4() == near.is_ipv4())
             })
             .map(|(_, a)| *a)
-    }
-
-    /// Every listening address.
-    pub fn listeners(&self) -> Vec<(Transport, SocketAddr)> {
-        lock(&self.listeners).clone()
     }
 
     fn udp_for(&self, local: SocketAddr) -> Option<Arc<UdpSocket>> {
@@ -349,19 +323,6 @@ impl Transports {
             .map(|e| e.flow.clone())
     }
 
-    /// Opens (or reuses) a TCP connection to `remote`.
-    pub async fn connect_tcp(self: &Arc<Self>, remote: SocketAddr) -> Result<Flow, SendError> {
-        if let Some(f) = self.live_flow(&Flow {
-            transport: Transport::Tcp,
-            local: remote,
-            remote,
-            conn: None,
-        }) {
-            return Ok(f);
-        }
-        stream::connect_tcp(self.clone(), remote).await
-    }
-
     /// Keeps a stream connection open at least until `until` (a registration
     /// made over it lasts that long).
     pub fn keep_until(&self, conn: ConnId, until: Instant) {
@@ -371,18 +332,6 @@ impl Transports {
                 *k = until;
             }
         }
-    }
-
-    /// Closes a stream connection.
-    pub fn close(&self, conn: ConnId) {
-        if let Some(e) = lock(&self.conns).by_id.get(&conn) {
-            e.close.notify_one();
-        }
-    }
-
-    /// Number of open stream connections.
-    pub fn connection_count(&self) -> usize {
-        lock(&self.conns).by_id.len()
     }
 
     fn admit(&self, remote: SocketAddr) -> bool {
@@ -397,7 +346,7 @@ impl Transports {
         local: SocketAddr,
         remote: SocketAddr,
         tx: mpsc::Sender<Arc<[u8]>>,
-    ) -> (Flow, Arc<Mutex<Instant>>, Arc<tokio::sync::Notify>) {
+    ) -> (Flow, Arc<Mutex<Instant>>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let flow = Flow {
             transport,
@@ -406,7 +355,6 @@ impl Transports {
             conn: Some(id),
         };
         let keep = Arc::new(Mutex::new(Instant::now()));
-        let close = Arc::new(tokio::sync::Notify::new());
         let mut t = lock(&self.conns);
         t.by_id.insert(
             id,
@@ -414,12 +362,11 @@ impl Transports {
                 tx,
                 flow: flow.clone(),
                 keep_until: keep.clone(),
-                close: close.clone(),
             },
         );
         t.by_remote.insert((transport, remote), id);
         *t.per_ip.entry(remote.ip()).or_insert(0) += 1;
-        (flow, keep, close)
+        (flow, keep)
     }
 
     fn unregister_conn(&self, flow: &Flow) {

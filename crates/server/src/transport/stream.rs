@@ -1,7 +1,7 @@
 //! TCP and TLS: accept loops, one reader and one writer task per connection,
 //! idle and half-open clean-up, and outgoing TCP connections.
 
-use super::{Flow, Transport, Transports, lock};
+use super::{Transport, Transports, lock};
 use socket2::{SockRef, TcpKeepalive};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,34 +106,6 @@ pub async fn spawn_tls_listener(
     Ok(local)
 }
 
-/// Opens a TCP connection to `remote` and runs it like an accepted one.
-pub async fn connect_tcp(
-    transports: Arc<Transports>,
-    remote: SocketAddr,
-) -> Result<Flow, super::SendError> {
-    if !transports.admit(remote) {
-        return Err(super::SendError::Unavailable("connection limit reached"));
-    }
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(remote))
-        .await
-        .map_err(|_| super::SendError::Io("connect timed out".into()))?
-        .map_err(|e| super::SendError::Io(e.to_string()))?;
-    configure(&stream);
-    let local = stream
-        .local_addr()
-        .map_err(|e| super::SendError::Io(e.to_string()))?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(run_connection_notify(
-        transports,
-        stream,
-        Transport::Tcp,
-        local,
-        remote,
-        Some(ready_tx),
-    ));
-    ready_rx.await.map_err(|_| super::SendError::Closed)
-}
-
 async fn run_connection<S>(
     transports: Arc<Transports>,
     stream: S,
@@ -143,25 +115,9 @@ async fn run_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    run_connection_notify(transports, stream, transport, local, remote, None).await
-}
-
-async fn run_connection_notify<S>(
-    transports: Arc<Transports>,
-    stream: S,
-    transport: Transport,
-    local: SocketAddr,
-    remote: SocketAddr,
-    ready: Option<tokio::sync::oneshot::Sender<Flow>>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
     let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(SEND_QUEUE);
-    let (flow, keep_until, close) = transports.register_conn(transport, local, remote, tx.clone());
+    let (flow, keep_until) = transports.register_conn(transport, local, remote, tx.clone());
     tracing::debug!(%flow, "connection open");
-    if let Some(ready) = ready {
-        let _ = ready.send(flow.clone());
-    }
     let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
@@ -215,7 +171,6 @@ async fn run_connection_notify<S>(
                     break 'conn;
                 }
             }
-            _ = close.notified() => break 'conn,
         }
     }
     transports.unregister_conn(&flow);
