@@ -1005,6 +1005,11 @@ def scenario_message(server: Server, users: list[User], opts: argparse.Namespace
     res["sipp"].update(run)
     res["uas"] = stop_uas(uas)
     res["latency"] = latency_summary_us(read_latencies(s))
+    codes: dict[str, int] = {}
+    for parts in s.log_lines("LAT"):
+        code = parts[2] if len(parts) > 2 else "?"
+        codes[code] = codes.get(code, 0) + 1
+    res["final_responses"] = codes  # 200: relayed from the recipient; 202: accepted for later delivery
     if res["sipp"]["successful"] == 0:
         res["diagnostics"] = s.diagnostics()
     finish_ops(res, res["sipp"]["successful"], "messages")
@@ -1378,7 +1383,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--watchers", type=int, default=1000, help="presence: number of watchers")
     ap.add_argument("--rounds", type=int, default=5, help="presence: number of PUBLISH rounds")
     ap.add_argument("--gap-ms", type=int, default=1000, help="presence: pause between PUBLISH rounds")
-    ap.add_argument("--kamailio-children", type=int, default=4,
+    ap.add_argument("--kamailio-children", type=int, default=2,
                     help="Kamailio UDP worker processes (children=)")
     ap.add_argument("--kamailio-shm", type=int, default=1024, help="Kamailio -m (MB shared memory)")
     ap.add_argument("--kamailio-pkg", type=int, default=16, help="Kamailio -M (MB private memory per process)")
