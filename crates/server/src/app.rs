@@ -179,6 +179,16 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         data.join("archive-spool.jsonl"),
     ));
     start_archive_jobs(archive.clone(), policies.clone());
+    if config.archive.mail.enabled {
+        crate::archive_mail::start(
+            archive.clone(),
+            directory.clone(),
+            data,
+            &config.archive.mail,
+            format!("archive@{first_domain}"),
+        )
+        .context("cannot start the archive mail-store delivery ([archive.mail])")?;
+    }
     let services = crate::sip::Services {
         archiver,
         conferences,

@@ -667,6 +667,65 @@ mod tests {
     }
 
     #[test]
+    fn archive_mail_section_is_checked() {
+        let d = Config::default().archive.mail;
+        assert!(!d.enabled);
+        assert_eq!(
+            (d.tls.as_str(), d.effective_port(), d.folder.as_str()),
+            ("implicit", 993, "Archive/{user}")
+        );
+        assert_eq!(d.idle(), std::time::Duration::from_secs(30 * 60));
+        assert_eq!(d.interval_seconds, 60);
+        let ok = "[archive.mail]\nenabled = true\nserver = \"mail.example.com\"\n\
+                  username = \"im-archive\"\npassword_file = \"/etc/sb/imap\"\n";
+        let cfg = check(ok).expect("valid");
+        assert_eq!(cfg.archive.mail.effective_port(), 993);
+        let cfg = check(&format!("{ok}tls = \"starttls\"\nidle_seconds = 5\n")).expect("valid");
+        assert_eq!(cfg.archive.mail.effective_port(), 143);
+        assert_eq!(cfg.archive.mail.idle(), std::time::Duration::from_secs(5));
+        for (extra, key) in [
+            ("tls = \"none\"\n", "archive.mail.tls"),
+            ("tls = \"ssl\"\n", "archive.mail.tls"),
+            ("port = 0\n", "archive.mail.port"),
+            ("folder = \"Archive/{who}\"\n", "archive.mail.folder"),
+            ("interval_seconds = 0\n", "archive.mail.interval_seconds"),
+            ("idle_minutes = 0\n", "archive.mail.idle_minutes"),
+            ("idle_seconds = 0\n", "archive.mail.idle_seconds"),
+            ("imap_port = 993\n", "imap_port"),
+        ] {
+            let e = check(&format!("{ok}{extra}")).expect_err(extra).to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let e = check("[archive.mail]\ntls = \"plain\"\n")
+            .expect_err("plain text")
+            .to_string();
+        assert!(
+            e.contains("archive.mail.tls") && e.contains("TLS only"),
+            "{e}"
+        );
+        for (text, key) in [
+            ("enabled = true\n", "archive.mail.server"),
+            (
+                "enabled = true\nserver = \"imaps://mail.example.com\"\n",
+                "archive.mail.server",
+            ),
+            (
+                "enabled = true\nserver = \"mail.example.com\"\n",
+                "archive.mail.username",
+            ),
+            (
+                "enabled = true\nserver = \"mail.example.com\"\nusername = \"a\"\n",
+                "archive.mail.password_file",
+            ),
+        ] {
+            let e = check(&format!("[archive.mail]\n{text}"))
+                .expect_err(text)
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn full_example_parses() {
         let cfg = check(
             r#"domains = ["example.com"]

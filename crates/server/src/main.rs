@@ -3,6 +3,7 @@
 mod app;
 mod archive_cli;
 mod archive_export;
+mod archive_mail;
 mod cli;
 mod config;
 mod credentials;
