@@ -36,7 +36,8 @@ pub enum ArchiveCommand {
     /// Check the hash chain: reports any altered, inserted or deleted record.
     Verify {
         /// The head (`SEQ:HASH`) recorded earlier, e.g. from the server log:
-        /// proves that no record was removed from the end or appended.
+        /// proves that the records up to it are still there, unchanged (none
+        /// removed from the end, none rewritten with recomputed hashes).
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<String>,
         #[arg(long)]
@@ -423,9 +424,9 @@ async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow:
     let anchor = archive.archive_anchor().await?;
     let mut findings: Vec<String> = Vec::new();
     let mut records = Vec::new();
-    let mut after = 0;
-    // Read from the very start, not from the anchor: a record forged below
-    // the anchor must show up too.
+    // Read from the very start (even below 1), not from the anchor: a record
+    // forged below the anchor or at seq 0 must show up too.
+    let mut after = i64::MIN;
     loop {
         match archive.archive_range(after, 5000).await {
             Ok(batch) if batch.is_empty() => break,
@@ -434,7 +435,7 @@ async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow:
                 records.extend(batch);
             }
             Err(e) => {
-                findings.push(format!("unreadable record after #{after}: {e}"));
+                findings.push(format!("unreadable record after #{}: {e}", after.max(0)));
                 break;
             }
         }

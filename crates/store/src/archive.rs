@@ -45,6 +45,9 @@ pub struct NewArchiveRecord {
     /// that moment.
     pub participants: Vec<String>,
     pub content_type: String,
+    /// The body as sent. In JSON (exports, the spool) it is base64, which
+    /// carries any bytes and is what eDiscovery tools expect.
+    #[serde(with = "base64_bytes")]
     pub body: Vec<u8>,
     /// The searchable text of the body (markup and wrappers removed).
     pub text: String,
@@ -52,6 +55,23 @@ pub struct NewArchiveRecord {
     pub outcome: String,
     /// A party outside the served domains took part.
     pub external: bool,
+}
+
+/// Serde helper: bytes as a base64 string.
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A stored record with its place in the chain.

@@ -31,12 +31,26 @@ pub struct Binding {
     /// Contact feature parameters (`+sip.message`, `methods=…`, `isfocus`…).
     pub features: Vec<String>,
     pub registered_ms: i64,
+    /// The expiry last written to the store (refreshes are written lazily).
+    pub persisted_expires_ms: i64,
 }
 
 impl Binding {
     /// The identity of the binding within its AOR.
     pub fn contact_key(&self) -> String {
         self.uri.to_string()
+    }
+
+    /// True if `other` is this binding refreshed: same device, flow and
+    /// parameters; only the expiry, Call-ID, CSeq or user agent may differ.
+    pub fn same_device_as(&self, other: &Binding) -> bool {
+        self.uri == other.uri
+            && self.instance == other.instance
+            && self.reg_id == other.reg_id
+            && self.q_milli == other.q_milli
+            && self.flow == other.flow
+            && self.path == other.path
+            && self.features == other.features
     }
 
     /// True for an RFC 5626 outbound registration (a flow that dies with its connection).
@@ -92,6 +106,7 @@ impl Binding {
             user_agent: r.user_agent,
             features: r.features,
             registered_ms: r.registered_ms,
+            persisted_expires_ms: r.expires_ms,
         })
     }
 }
@@ -247,9 +262,33 @@ impl Location {
                 });
             }
         }
-        for n in &new {
+        let now_ms = switchboard_core::now_ms();
+        let mut new = new;
+        for n in new.iter_mut() {
             let existed = old.iter().find(|o| o.contact_key() == n.contact_key());
-            if existed.is_none_or(|o| **o != **n) {
+            // A refresh that only moves the expiry (and Call-ID/CSeq) is written
+            // only once the stored expiry lags by more than half the interval:
+            // the stored binding always outlives the next refresh, and a busy
+            // registrar does not rewrite every binding on every refresh.
+            let write = match existed {
+                None => true,
+                Some(o) if o.same_device_as(n) => {
+                    let interval = (n.expires_ms - now_ms).max(0);
+                    n.expires_ms > o.persisted_expires_ms + interval / 2
+                }
+                Some(_) => true,
+            };
+            let persisted = if write {
+                n.expires_ms
+            } else {
+                existed
+                    .map(|o| o.persisted_expires_ms)
+                    .unwrap_or(n.expires_ms)
+            };
+            if n.persisted_expires_ms != persisted {
+                Arc::make_mut(n).persisted_expires_ms = persisted;
+            }
+            if write {
                 let _ = self.persist.send(BindingChange::Upsert(n.to_record()));
                 // A refresh of a known device changes nothing anyone listens
                 // for: only a new device (a sign-in) is announced.

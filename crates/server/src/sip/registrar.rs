@@ -188,6 +188,7 @@ pub fn register(
                         user_agent: req.headers.get(&HeaderName::UserAgent).map(str::to_owned),
                         features: w.features.clone(),
                         registered_ms: now_ms,
+                        persisted_expires_ms: 0,
                     }));
                 }
                 new.retain(|b| b.expires_ms > now_ms);

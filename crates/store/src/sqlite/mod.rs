@@ -204,6 +204,12 @@ async fn connect_pool(
     migrator: &'static Migrator,
 ) -> Result<SqlitePool, sqlx::Error> {
     let pool = pool_options.connect_with(options).await?;
+    // Up to date already (the common case): no write lock is needed, so the
+    // database opens even while another process holds it (an operator reading
+    // the archive during an outage, a server starting while a backup runs).
+    if migrations_applied(&pool, migrator).await {
+        return Ok(pool);
+    }
     {
         // The whole migration run holds the write lock (the migrator's own
         // per-migration transactions become savepoints inside it), so two
@@ -229,6 +235,24 @@ async fn connect_pool(
         }
     }
     Ok(pool)
+}
+
+/// True if every migration of `migrator` is recorded as applied with the same
+/// checksum (read without taking the write lock). Any doubt returns false and
+/// the migrator runs, under the lock, and reports problems precisely.
+async fn migrations_applied(pool: &SqlitePool, migrator: &Migrator) -> bool {
+    let rows: Vec<(i64, Vec<u8>)> =
+        match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    migrator.iter().all(|m| {
+        rows.iter()
+            .any(|(v, c)| *v == m.version && c.as_slice() == &*m.checksum)
+    })
 }
 
 /// Creates the database file (and missing parent directories) readable by its
