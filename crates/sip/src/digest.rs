@@ -224,6 +224,9 @@ pub fn challenge(realm: &str, nonce: &str, algorithm: Algorithm, stale: bool) ->
 #[derive(Debug, Default)]
 pub struct NonceCounts {
     seen: HashMap<String, Window>,
+    /// Nonces in the order they were first seen, for O(1) eviction of the
+    /// oldest (entries already purged are skipped lazily).
+    order: std::collections::VecDeque<String>,
     capacity: usize,
 }
 
@@ -242,6 +245,7 @@ impl NonceCounts {
     pub fn new(capacity: usize) -> NonceCounts {
         NonceCounts {
             seen: HashMap::new(),
+            order: std::collections::VecDeque::new(),
             capacity: capacity.max(1),
         }
     }
@@ -254,6 +258,9 @@ impl NonceCounts {
         }
         if !self.seen.contains_key(nonce) && self.seen.len() >= self.capacity {
             self.evict_oldest();
+        }
+        if !self.seen.contains_key(nonce) {
+            self.order.push_back(nonce.to_owned());
         }
         let w = self.seen.entry(nonce.to_owned()).or_insert(Window {
             max: 0,
@@ -279,6 +286,8 @@ impl NonceCounts {
     /// Forgets nonces issued before `oldest_valid` (they are stale anyway).
     pub fn purge(&mut self, oldest_valid: u64) {
         self.seen.retain(|_, w| w.issued >= oldest_valid);
+        let seen = &self.seen;
+        self.order.retain(|k| seen.contains_key(k));
     }
 
     /// How many nonces are tracked.
@@ -292,13 +301,10 @@ impl NonceCounts {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(oldest) = self
-            .seen
-            .iter()
-            .min_by_key(|(_, w)| w.issued)
-            .map(|(k, _)| k.clone())
-        {
-            self.seen.remove(&oldest);
+        while let Some(k) = self.order.pop_front() {
+            if self.seen.remove(&k).is_some() {
+                return;
+            }
         }
     }
 }
