@@ -1,7 +1,10 @@
 //! Helpers for interoperability tests that drive real third-party programs
 //! (SIPp, baresip): finding the program (or failing with the Debian package
 //! to install), free loopback ports, a guard that kills a child process when
-//! the test ends, and bounded waits on a process's output.
+//! the test ends, bounded waits on a process's output, a baresip driver
+//! (configuration, `ctrl_tcp` commands, its SIP trace, received messages
+//! and contacts' presence) and a SIPp driver (one run with its logs,
+//! statistics and diagnostics).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -381,6 +384,121 @@ pub async fn set_password_and_wait(
     }
 }
 
+/// What [`Baresip::start_with`] adds to the plain configuration of
+/// [`Baresip::start`].
+#[derive(Debug, Clone, Default)]
+pub struct BaresipOptions {
+    /// More application modules (`module_app`), such as `presence.so`.
+    pub app_modules: Vec<String>,
+    /// Appended to the account line, such as `;pubint=60` (the presence
+    /// module PUBLISHes only for an account with `pubint` above 0).
+    pub account_params: String,
+    /// The lines of the `contacts` file, written as given, such as
+    /// `"Alice" <sip:alice@example.test>;presence=p2p` (the presence module
+    /// SUBSCRIBEs only to contacts marked `;presence=p2p`).
+    pub contacts: Vec<String>,
+}
+
+/// One SIP message in baresip's `-s` trace: the "`UDP <from> -> <to>`" line
+/// that opens it and its lines (start line, headers, body).
+#[derive(Debug, Clone)]
+pub struct TracedSip {
+    pub from: String,
+    pub to: String,
+    pub lines: Vec<String>,
+}
+
+impl TracedSip {
+    /// The request or status line.
+    pub fn start_line(&self) -> &str {
+        self.lines.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Whether this is a `method` request.
+    pub fn is_request(&self, method: &str) -> bool {
+        self.start_line().starts_with(&format!("{method} "))
+    }
+
+    /// The status code, for a response.
+    pub fn status(&self) -> Option<u16> {
+        self.start_line()
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+    }
+
+    /// The value of the first header `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+    }
+
+    /// The method named in CSeq.
+    pub fn cseq_method(&self) -> &str {
+        self.header("CSeq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .unwrap_or("")
+    }
+
+    /// The body (the lines after the empty line that ends the headers).
+    pub fn body(&self) -> String {
+        self.lines
+            .iter()
+            .skip_while(|l| !l.is_empty())
+            .skip(1)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The message as baresip printed it, for failure messages.
+    pub fn text(&self) -> String {
+        format!(
+            "UDP {} -> {}\n{}",
+            self.from,
+            self.to,
+            self.lines.join("\n")
+        )
+    }
+}
+
+/// `s` without ANSI escape sequences (baresip colours its status words).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates up to the final byte.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A change of a contact's presence that baresip's subscriber printed:
+/// "`<sip:alice@example.test> changed status from Online to Offline`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub contact: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// One headless baresip 1.0 (Debian `baresip-core`) with its own
 /// configuration directory: modules `stdio`, `account`, `contact`, `menu`
 /// and `ctrl_tcp` only (no audio or video), SIP on 127.0.0.1 at a free port,
@@ -412,6 +530,23 @@ impl Baresip {
         contacts: &[&str],
         lifetime: Duration,
     ) -> Baresip {
+        let options = BaresipOptions {
+            contacts: contacts.iter().map(|c| format!("<{c}>")).collect(),
+            ..BaresipOptions::default()
+        };
+        Baresip::start_with(root, user, password, server, lifetime, &options)
+    }
+
+    /// Like [`Baresip::start`], with extra modules, account parameters and
+    /// contacts file lines written as given (see [`BaresipOptions`]).
+    pub fn start_with(
+        root: &Path,
+        user: &str,
+        password: &str,
+        server: SocketAddr,
+        lifetime: Duration,
+        options: &BaresipOptions,
+    ) -> Baresip {
         assert!(
             !password.contains([' ', ';']),
             "baresip cannot carry a password with spaces or ';'"
@@ -422,11 +557,20 @@ impl Baresip {
         let sip_port = free_sip_port();
         let ctrl_port = free_tcp_port();
         let modules = Path::new("/usr/lib/baresip/modules");
-        assert!(
-            modules.join("ctrl_tcp.so").exists(),
-            "{} has no ctrl_tcp.so: install the Debian package `baresip-core`",
-            modules.display()
-        );
+        for module in
+            std::iter::once("ctrl_tcp.so").chain(options.app_modules.iter().map(String::as_str))
+        {
+            assert!(
+                modules.join(module).exists(),
+                "{} has no {module}: install the Debian package `baresip-core`",
+                modules.display()
+            );
+        }
+        let extra_modules: String = options
+            .app_modules
+            .iter()
+            .map(|m| format!("module_app\t\t{m}\n"))
+            .collect();
         let config = format!(
             "# generated by tests/support/interop.rs\n\
              sip_listen\t\t127.0.0.1:{sip_port}\n\
@@ -436,17 +580,19 @@ impl Baresip {
              module_app\t\tcontact.so\n\
              module_app\t\tmenu.so\n\
              module_app\t\tctrl_tcp.so\n\
+             {extra_modules}\
              ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n",
             modules = modules.display()
         );
         std::fs::write(dir.join("config"), config).expect("write config");
         let account = format!(
             "<sip:{user}@{domain};transport=udp>;auth_pass={password};\
-             outbound=\"sip:{server};transport=udp\";regint=600\n",
-            domain = super::DOMAIN
+             outbound=\"sip:{server};transport=udp\";regint=600{extra}\n",
+            domain = super::DOMAIN,
+            extra = options.account_params
         );
         std::fs::write(dir.join("accounts"), account).expect("write accounts");
-        let contacts: String = contacts.iter().map(|c| format!("<{c}>\n")).collect();
+        let contacts: String = options.contacts.iter().map(|c| format!("{c}\n")).collect();
         std::fs::write(dir.join("contacts"), contacts).expect("write contacts");
         let mut cmd = Command::new(baresip);
         cmd.arg("-f")
@@ -597,6 +743,109 @@ impl Baresip {
         out
     }
 
+    /// The SIP messages of its `-s` trace so far, in order. baresip prints
+    /// each as "`UDP <from> -> <to>`", the message, and a line that starts
+    /// with the escape sequence that resets the colour.
+    pub fn sip_trace(&self) -> Vec<TracedSip> {
+        let mut out = Vec::new();
+        let mut current: Option<TracedSip> = None;
+        for l in self.proc.lines() {
+            if let Some(m) = current.as_mut() {
+                if l.starts_with("\u{1b}[;m") {
+                    out.extend(current.take());
+                } else {
+                    m.lines.push(l);
+                }
+                continue;
+            }
+            if let Some(rest) = l.trim_start().strip_prefix("UDP ")
+                && let Some((from, to)) = rest.split_once(" -> ")
+            {
+                current = Some(TracedSip {
+                    from: from.trim().to_owned(),
+                    to: to.trim().to_owned(),
+                    lines: Vec::new(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The presence changes of its contacts that baresip printed, in order.
+    /// (The presence module's first status of a contact, from "Unknown",
+    /// is not printed: see [`Baresip::contact_status`].)
+    pub fn presence_changes(&self) -> Vec<PresenceChange> {
+        self.proc
+            .lines()
+            .iter()
+            .filter_map(|l| {
+                let l = strip_ansi(l);
+                let (contact, rest) = l.trim().split_once(" changed status from ")?;
+                let contact = contact.strip_prefix('<')?.strip_suffix('>')?;
+                let (from, to) = rest.split_once(" to ")?;
+                Some(PresenceChange {
+                    contact: contact.to_owned(),
+                    from: from.trim().to_owned(),
+                    to: to.trim().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until baresip printed the `n`-th presence change (counting from
+    /// 1) of `contact`; returns it.
+    pub fn wait_for_presence_change(
+        &self,
+        contact: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Option<PresenceChange> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self
+                .presence_changes()
+                .into_iter()
+                .filter(|c| c.contact == contact)
+                .nth(n.saturating_sub(1));
+            found.is_some()
+        });
+        found
+    }
+
+    /// The status the `contacts` command lists for `contact` (a URI such
+    /// as `sip:alice@example.test`): "Unknown", "Online", "Offline", "Busy".
+    pub fn contact_status(&self, contact: &str, timeout: Duration) -> Option<String> {
+        let answer = self.command("contacts", "", timeout);
+        let listing = strip_ansi(answer["data"].as_str().unwrap_or(""));
+        let needle = format!("<{contact}>");
+        listing
+            .lines()
+            .find(|l| l.contains(&needle))
+            .and_then(|l| l.trim_start_matches(['>', ' ']).split_whitespace().next())
+            .map(str::to_owned)
+    }
+
+    /// Waits until the `contacts` command lists `contact` with `status`;
+    /// returns the last status seen.
+    pub fn wait_for_contact_status(
+        &self,
+        contact: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Option<String> {
+        let mut last = None;
+        wait_until(timeout, || {
+            last = self.contact_status(contact, timeout);
+            let seen = last.as_deref() == Some(status);
+            if !seen {
+                // One ctrl_tcp connection per poll: do not hammer it.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        });
+        last
+    }
+
     /// Its configuration and the last lines of its output, for failure messages.
     pub fn diagnostics(&self) -> String {
         let lines = self.proc.lines();
@@ -609,6 +858,203 @@ impl Baresip {
             self.ctrl_port,
             lines.len() - from,
             lines[from..].join("\n")
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SIPp (Debian `sip-tester`, 3.6.1)
+
+/// SIPp's own limit on one run (`-timeout`, with `-timeout_error`).
+pub const SIPP_TIMEOUT: Duration = Duration::from_secs(20);
+/// A SIPp process that outlives its own limit by this much is killed.
+const SIPP_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The path of a scenario in `tests/data/sipp/`.
+pub fn sipp_scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/sipp")
+        .join(name)
+}
+
+/// `[authentication …]` for an injection file; the password is quoted
+/// (SIPp 3.6 does not expand keywords nested inside `[authentication]`, and
+/// a password with a space must be quoted).
+pub fn sipp_auth_field(user: &str, password: &str) -> String {
+    format!("[authentication username={user} password=\"{password}\"]")
+}
+
+/// One SIPp process (UDP, one local port the kernel handed out) with its
+/// files in its own directory: the injection file, the error log
+/// (`-trace_err`), the statistics (`-trace_stat`), the scenario's `<log>`
+/// actions (`-trace_logs`), every SIP message (`-trace_msg`) and its
+/// output. Unexpected messages abort the call (`-default_behaviors
+/// all,-bye`); the run is bounded by [`SIPP_TIMEOUT`] and the process is
+/// killed when the guard is dropped.
+pub struct Sipp {
+    pub name: String,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub cmdline: String,
+    proc: ProcessGuard,
+    status: Option<Option<ExitStatus>>,
+}
+
+impl Sipp {
+    /// Starts SIPp against `server` with the scenario `scenario_file` (in
+    /// `tests/data/sipp/`), the injection file made of `injection` (after a
+    /// `SEQUENTIAL` line) and `extra` options (`-m`, `-auth_uri`, …).
+    pub fn start(
+        name: &str,
+        root: &Path,
+        server: SocketAddr,
+        scenario_file: &str,
+        injection: &[String],
+        extra: &[&str],
+    ) -> Sipp {
+        let sipp = require_program("sipp", "SIPP", "sip-tester");
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("SIPp run directory");
+        let inf = dir.join("injection.csv");
+        let mut csv = String::from("SEQUENTIAL\n");
+        for line in injection {
+            csv.push_str(line);
+            csv.push('\n');
+        }
+        std::fs::write(&inf, csv).expect("write injection file");
+        // SIPp's "-p 0" probes 5060, 5061, … instead of letting the kernel
+        // choose; a port the kernel handed out a moment ago is safer.
+        let port = free_udp_port();
+        let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let mut args: Vec<String> = vec![
+            server.to_string(),
+            "-sf".into(),
+            sipp_scenario(scenario_file).to_string_lossy().into_owned(),
+            "-inf".into(),
+            inf.to_string_lossy().into_owned(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-t".into(),
+            "u1".into(),
+            "-nostdin".into(),
+            "-default_behaviors".into(),
+            "all,-bye".into(),
+            "-timeout".into(),
+            format!("{}s", SIPP_TIMEOUT.as_secs()),
+            "-timeout_error".into(),
+            "-trace_err".into(),
+            "-error_file".into(),
+            path("errors.log"),
+            "-trace_stat".into(),
+            "-stf".into(),
+            path("stat.csv"),
+            "-fd".into(),
+            "1".into(),
+            "-trace_logs".into(),
+            "-log_file".into(),
+            path("actions.log"),
+            "-trace_msg".into(),
+            "-message_file".into(),
+            path("messages.log"),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let cmdline = format!("{} {}", sipp.display(), args.join(" "));
+        std::fs::write(dir.join("cmd.txt"), &cmdline).expect("write cmd.txt");
+        let mut cmd = Command::new(&sipp);
+        cmd.args(&args).current_dir(&dir);
+        let proc = ProcessGuard::spawn(name, cmd, false, Some(&dir.join("stdout.log")));
+        Sipp {
+            name: name.to_owned(),
+            dir,
+            port,
+            cmdline,
+            proc,
+            status: None,
+        }
+    }
+
+    /// Waits for SIPp to exit (its own limit plus a grace period), killing
+    /// it otherwise. `None` when it had to be killed.
+    pub fn finish(&mut self) -> Option<ExitStatus> {
+        self.finish_within(SIPP_TIMEOUT + SIPP_KILL_GRACE)
+    }
+
+    /// Like [`Sipp::finish`], waiting at most `limit`.
+    pub fn finish_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let s = self.proc.wait_exit(limit);
+        self.status = Some(s);
+        s
+    }
+
+    /// The last row of the statistics file, by column name.
+    pub fn stats(&self) -> std::collections::HashMap<String, String> {
+        let lines: Vec<String> = read_lines(&self.dir.join("stat.csv"))
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if lines.len() < 2 {
+            return Default::default();
+        }
+        lines[0]
+            .split(';')
+            .zip(lines[lines.len() - 1].split(';'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// A cumulative counter such as `SuccessfulCall`, from the statistics.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.stats().get(&format!("{name}(C)"))?.trim().parse().ok()
+    }
+
+    /// The lines of the action log (`<log>` in the scenario) that start
+    /// with `prefix`.
+    pub fn log_lines(&self, prefix: &str) -> Vec<String> {
+        read_lines(&self.dir.join("actions.log"))
+            .into_iter()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    /// Everything useful to read when this run failed: the command line,
+    /// the exit, the error log, the output, the action log and the last SIP
+    /// messages.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "--- SIPp `{}` ({})\n{}\nexit: {:?}\n--- error log (first lines):\n{}\n--- output (tail):\n{}\n\
+             --- action log (tail):\n{}\n--- SIP messages (tail):\n{}\n",
+            self.name,
+            self.dir.display(),
+            self.cmdline,
+            self.status,
+            head(&self.dir.join("errors.log"), 40),
+            tail(&self.dir.join("stdout.log"), 25),
+            tail(&self.dir.join("actions.log"), 15),
+            tail(&self.dir.join("messages.log"), 120),
+        )
+    }
+
+    /// Whether SIPp exited 0 with exactly `calls` successful calls and none
+    /// failed (after waiting for it to end).
+    pub fn all_successful(&mut self, calls: u64) -> bool {
+        let status = self.finish();
+        status.is_some_and(|s| s.code() == Some(0))
+            && self.counter("SuccessfulCall") == Some(calls)
+            && self.counter("FailedCall") == Some(0)
+    }
+
+    /// One line on the outcome: exit, successful and failed calls.
+    pub fn outcome(&self) -> String {
+        format!(
+            "exit {:?}, successful calls {:?}, failed calls {:?}",
+            self.status.flatten(),
+            self.counter("SuccessfulCall"),
+            self.counter("FailedCall")
         )
     }
 }
