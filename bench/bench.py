@@ -1476,6 +1476,8 @@ def main(argv: list[str]) -> int:
         log(f"kept {workdir} (server logs, SIPp traces)")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.exists():
+            log(f"could not remove all of {workdir}")
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
