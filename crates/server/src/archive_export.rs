@@ -134,7 +134,7 @@ pub fn eml<'a>(
     let first = records.first().map(|r| r.record.at_ms).unwrap_or(0);
     let last = records.last().map(|r| r.record.at_ms).unwrap_or(first);
     let subject = format!(
-        "IM conversation with {} ({} – {})",
+        "IM conversation with {} ({} - {})",
         people.join(", "),
         fmt_time(first),
         fmt_time(last)
@@ -360,7 +360,24 @@ mod tests {
         assert!(msg.contains("X-Switchboard-Conversation: c1"), "{msg}");
         assert!(msg.contains("alice@example.test") && msg.contains("bob@example.test"));
         assert!(msg.contains("hello"));
-        assert!(msg.contains("Subject: IM conversation with"));
+        // Long subjects are RFC 2047 encoded and folded; decode the ASCII
+        // Q-encoding (only `_` stands for a space here) to check the text.
+        let subject: String = msg
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("Subject:"))
+            .take_while(|l| l.starts_with("Subject:") || l.starts_with(' '))
+            .map(|l| l.trim_start_matches("Subject:").trim())
+            .map(|w| {
+                w.strip_prefix("=?us-ascii?Q?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .map(|w| w.replace('_', " "))
+                    .unwrap_or_else(|| w.to_owned())
+            })
+            .collect();
+        assert!(
+            subject.starts_with("IM conversation with alice@example.test, bob@example.test ("),
+            "{subject}"
+        );
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! Full-text search latency over a large archive: loads synthetic archived
+//! messages through the real archive backend (hash chain, FTS5 index), then
+//! times searches. Run by `bench/archive-search.sh` (see bench/README.md).
+//!
+//! Usage: archive_bench [--db PATH] [--records N] [--queries Q]
+
+use std::time::Instant;
+use switchboard_store::archive::{Archive, ArchiveQuery, NewArchiveRecord};
+use switchboard_store::sqlite::SqliteArchive;
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// Zipf-like: small indexes far more often, like words in real text.
+    fn zipf(&mut self, n: u64) -> u64 {
+        let u = (self.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
+        ((n as f64).powf(u) - 1.0) as u64 % n
+    }
+}
+
+const SYLLABLES: [&str; 24] = [
+    "ba", "ke", "lo", "mi", "nu", "pa", "re", "si", "to", "va", "ze", "dra", "pli", "sto", "gre",
+    "fan", "mor", "tel", "qui", "xen", "jor", "wup", "hal", "ion",
+];
+
+fn word(i: u64) -> String {
+    let mut w = String::new();
+    let mut x = i + 1;
+    while x > 0 {
+        w.push_str(SYLLABLES[(x % 24) as usize]);
+        x /= 24;
+    }
+    w
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].clone())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let records: u64 = arg(&args, "--records", "1000000").parse()?;
+    let queries: usize = arg(&args, "--queries", "200").parse()?;
+    let dir = tempfile::tempdir()?;
+    let db = std::path::PathBuf::from(arg(
+        &args,
+        "--db",
+        &dir.path().join("archive.db").to_string_lossy(),
+    ));
+    let archive = SqliteArchive::open(&db).await?;
+    let existing = archive.archive_head().await?.map(|h| h.0).unwrap_or(0) as u64;
+    let users = 2000u64;
+    let vocabulary = 20_000u64;
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d ^ existing);
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(1000);
+    let base_ms: i64 = 1_790_000_000_000;
+    for i in existing..records {
+        let a = rng.below(users);
+        let b = (a + 1 + rng.below(users - 1)) % users;
+        let len = 3 + rng.below(15);
+        let text: Vec<String> = (0..len).map(|_| word(rng.zipf(vocabulary))).collect();
+        let text = text.join(" ");
+        batch.push(NewArchiveRecord {
+            conversation: format!("c{}-{}", a.min(b), a.max(b)),
+            kind: "message".into(),
+            at_ms: base_ms + i as i64 * 1000,
+            sender: format!("user{a:04}@bench.test"),
+            participants: vec![format!("user{b:04}@bench.test")],
+            content_type: "text/plain".into(),
+            body: text.clone().into_bytes(),
+            text,
+            outcome: "delivered".into(),
+            external: false,
+        });
+        if batch.len() == 1000 {
+            archive.append_archive(&batch).await?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        archive.append_archive(&batch).await?;
+    }
+    let loaded = records.saturating_sub(existing);
+    let load_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "loaded {loaded} records in {load_s:.1} s ({:.0} records/s); archive holds {records}",
+        loaded as f64 / load_s.max(0.001)
+    );
+
+    // Queries: one or two words across the frequency range, some with a user filter.
+    let mut text_ms = Vec::new();
+    let mut user_ms = Vec::new();
+    let mut hits = 0usize;
+    for q in 0..queries {
+        let w1 = word(match q % 3 {
+            0 => rng.below(50),
+            1 => 50 + rng.below(950),
+            _ => 1000 + rng.below(vocabulary - 1000),
+        });
+        let text = if q % 2 == 0 {
+            w1
+        } else {
+            format!("{w1} {}", word(rng.below(200)))
+        };
+        let query = ArchiveQuery {
+            text: Some(text),
+            limit: 100,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        hits += archive.search_archive(&query).await?.len();
+        text_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let user = format!("user{:04}@bench.test", rng.below(users));
+        let query = ArchiveQuery {
+            user: Some(user),
+            text: Some(word(rng.below(500))),
+            limit: 100,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        hits += archive.search_archive(&query).await?.len();
+        user_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    text_ms.sort_by(f64::total_cmp);
+    user_ms.sort_by(f64::total_cmp);
+    println!("| search over {records} records | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| text (1–2 words, limit 100) | {:.2} | {:.2} | {:.2} |",
+        percentile(&text_ms, 0.5),
+        percentile(&text_ms, 0.95),
+        percentile(&text_ms, 1.0)
+    );
+    println!(
+        "| user + text (limit 100) | {:.2} | {:.2} | {:.2} |",
+        percentile(&user_ms, 0.5),
+        percentile(&user_ms, 0.95),
+        percentile(&user_ms, 1.0)
+    );
+    println!(
+        "{}",
+        serde_json::json!({"records": records, "queries": queries, "hits": hits, "load_seconds": load_s,
+            "text_ms": {"p50": percentile(&text_ms, 0.5), "p95": percentile(&text_ms, 0.95), "max": percentile(&text_ms, 1.0)},
+            "user_text_ms": {"p50": percentile(&user_ms, 0.5), "p95": percentile(&user_ms, 0.95), "max": percentile(&user_ms, 1.0)}})
+    );
+    Ok(())
+}
