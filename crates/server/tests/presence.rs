@@ -8,9 +8,6 @@
 //! test user agent queues it either way. The 1,000-contact list over TCP is
 //! received by a minimal raw client at the end of this file, because the test
 //! user agent frames at most 64 KiB per message.
-//!
-//! Tests marked `#[ignore = "defect: …"]` fail because of server defects
-//! found with them; remove the marker once the defect is fixed.
 
 mod support;
 
