@@ -36,9 +36,6 @@ pub struct SipConfig {
     pub tcp: String,
     /// TLS listen address; empty string disables it.
     pub tls: String,
-    /// The host name or address put in Via and Record-Route. Defaults to the
-    /// first served domain.
-    pub advertised_host: Option<String>,
 }
 
 impl Default for SipConfig {
@@ -47,7 +44,6 @@ impl Default for SipConfig {
             udp: "0.0.0.0:5060".into(),
             tcp: "0.0.0.0:5060".into(),
             tls: "0.0.0.0:5061".into(),
-            advertised_host: None,
         }
     }
 }
