@@ -188,6 +188,44 @@ async fn offline_message_waits_and_is_delivered_at_sign_in_even_across_a_restart
 }
 
 #[tokio::test]
+async fn a_device_that_never_answers_does_not_hold_back_the_next_held_message() {
+    let server = Server::with_users(&["alice", "bob"]);
+    let alice = server.registered("alice", Transport::Udp).await;
+    // Bob's first device turns the messages down (so they are held), then
+    // goes silent: a stale registration whose transactions would each time
+    // out after 32 s.
+    let stale = server.registered("bob", Transport::Udp).await;
+    for text in ["one", "two", "three"] {
+        let send = alice.send_message(bob_uri(), "text/plain", text);
+        let refuse = async {
+            let m = stale.expect_request(Method::Message, WAIT).await?;
+            m.respond(480).await
+        };
+        let (sent, refused) = tokio::join!(send, refuse);
+        refused.expect("the device turned it down");
+        assert_eq!(sent.expect("answer").status, 202, "held for later");
+    }
+    // Bob's second device signs in: held messages go to both devices, and
+    // each next one follows as soon as the live device took the previous.
+    let live = server.registered("bob", Transport::Udp).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = live
+            .expect_request(Method::Message, WAIT)
+            .await
+            .expect("the next held message arrives without waiting for the stale device");
+        got.push(m.body_text());
+        m.respond(200).await.expect("ack it");
+    }
+    assert_eq!(got, vec!["one", "two", "three"]);
+    let tried = stale
+        .expect_request(Method::Message, WAIT)
+        .await
+        .expect("the stale device was tried too");
+    assert_eq!(tried.body_text(), "one");
+}
+
+#[tokio::test]
 async fn a_failed_delivery_keeps_the_message_for_later() {
     let server = Server::with_users(&["alice", "bob"]);
     let alice = server.registered("alice", Transport::Udp).await;

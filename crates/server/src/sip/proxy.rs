@@ -655,22 +655,35 @@ impl SipServer {
     }
 
     /// Sends a request the server originates to every device of `to` in
-    /// parallel and returns the best outcome (the first 2xx if any).
+    /// parallel and returns the best outcome. It returns as soon as one
+    /// device answers 2xx: callers deliver queued messages one after the
+    /// other, and a stale registration must not hold the next message back
+    /// until its transaction times out (the other branches go on in the
+    /// background).
     pub async fn send_to_devices(&self, req: Request, devices: Vec<Target>) -> UacOutcome {
-        let mut waits = Vec::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let branches = devices.len();
         for t in devices {
             let (out, _) = self.prepare_forward(&req, &t, None, false);
             let me = self.arc();
-            waits.push(tokio::spawn(async move {
-                match me {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let outcome = match me {
                     Some(me) => me.send_request(out, t.flow).await,
                     None => UacOutcome::TransportError,
-                }
-            }));
+                };
+                let _ = tx.send(outcome);
+            });
         }
+        drop(tx);
         let mut best: Option<UacOutcome> = None;
-        for w in waits {
-            let outcome = w.await.unwrap_or(UacOutcome::TransportError);
+        for _ in 0..branches {
+            let Some(outcome) = rx.recv().await else {
+                break;
+            };
+            if matches!(&outcome, UacOutcome::Response(r) if (200..300).contains(&r.status)) {
+                return outcome;
+            }
             let better = match (&best, &outcome) {
                 (None, _) => true,
                 (Some(UacOutcome::Response(b)), UacOutcome::Response(n)) => {

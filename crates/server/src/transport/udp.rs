@@ -22,7 +22,8 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     }
     let _ = sock.set_recv_buffer_size(RECV_BUFFER);
     let _ = sock.set_send_buffer_size(RECV_BUFFER);
-    sock.set_reuse_address(true)?;
+    // No SO_REUSEADDR: on UDP it would let a second server bind the same
+    // port and silently share (or steal) its traffic.
     sock.bind(&addr.into())?;
     sock.set_nonblocking(true)?;
     UdpSocket::from_std(sock.into())
@@ -78,5 +79,21 @@ async fn receive_loop(transports: Arc<Transports>, sock: Arc<UdpSocket>, local: 
                 tracing::debug!(%local, error = %e, "udp receive error");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_socket_cannot_bind_a_port_in_use() {
+        let first = bind_one("127.0.0.1:0".parse().expect("addr")).expect("first bind");
+        let taken = first.local_addr().expect("local addr");
+        let second = bind_one(taken);
+        assert_eq!(
+            second.err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
     }
 }
