@@ -11,9 +11,9 @@ use switchboard_core::{Address, PolicyKind};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{Directory as _, NewUser, Policies as _, PolicyScope, StoreError};
 
-/// Switchboard: enterprise instant messaging and presence.
+/// Switchboard: enterprise instant messaging and presence server (SIP).
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version)]
 pub struct Cli {
     /// Data directory (database, generated certificate).
     #[arg(

@@ -438,13 +438,41 @@ impl Default for LogConfig {
     }
 }
 
+/// Checks `log.level` the way the server reads it at start
+/// (`EnvFilter::new`, which skips, with a warning on standard error, every
+/// comma-separated directive it cannot parse): accepts exactly the values
+/// that start without such a warning. An empty value is accepted, as the
+/// server does (only errors are logged then).
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    let bad: Vec<String> = level
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| {
+            tracing_subscriber::EnvFilter::builder()
+                .parse(d)
+                .err()
+                .map(|e| format!("`{d}` ({e})"))
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{level:?} is not a log filter: cannot read {}; use error, warn, info, debug, trace, \
+         or directives such as \"switchboard=debug,sqlx=warn\"",
+        bad.join(", ")
+    ))
+}
+
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The OS error is part of the message, not a `source`: a source would
+    /// be printed a second time by `{:#}` (the error chain).
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -459,9 +487,9 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
@@ -608,6 +636,7 @@ impl Config {
             ));
         }
         self.archive.mail.validate()?;
+        check_log_level(&self.log.level).map_err(|problem| ("log.level".to_owned(), problem))?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err((
                 "log.format".into(),
@@ -719,6 +748,48 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn log_level_is_checked_like_the_server_reads_it() {
+        for ok in [
+            "info",
+            "TRACE",
+            "off",
+            "",
+            "switchboard=debug,sqlx=warn",
+            "warn,switchboard::app=trace",
+            "switchboard",
+            "info,",
+        ] {
+            check_log_level(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            let cfg = check(&format!("[log]\nlevel = {ok:?}\n")).expect(ok);
+            assert_eq!(cfg.log.level, ok);
+        }
+        // A bare word is a target name (everything from that target), not a
+        // level: the server takes "loud" without a warning, so it passes.
+        check_log_level("loud").expect("a target");
+        for bad in ["switchboard=verbose", "info,sqlx=chatty", "a=b=c", "[{=x"] {
+            assert!(check_log_level(bad).is_err(), "{bad:?} accepted");
+            let e = check(&format!("[log]\nlevel = {bad:?}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("key `log.level`") && e.contains(bad), "{e}");
+        }
+        let e = check("[log]\nlevel = \"info,sqlx=chatty\"\n")
+            .expect_err("one bad directive")
+            .to_string();
+        assert!(e.contains("`sqlx=chatty`") && !e.contains("`info`"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.toml");
+        let e = anyhow::Error::from(Config::load(&path).expect_err("missing"));
+        let text = format!("{e:#}");
+        assert!(text.starts_with("cannot read "), "{text}");
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! The administration command line against the real binary, on temporary
+//! data directories: what each command prints, its exit code, and what it
+//! leaves in the database. No server runs unless a test says so.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A data directory in a temporary directory, and the binary run on it.
+struct Sb {
+    dir: tempfile::TempDir,
+}
+
+impl Sb {
+    /// An empty temporary directory used as the data directory.
+    fn new() -> Sb {
+        Sb {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A data directory serving `example.test` with these users.
+    fn with_users(users: &[&str]) -> Sb {
+        let sb = Sb::new();
+        sb.ok(&["domain", "add", "example.test"]);
+        for u in users {
+            sb.ok_stdin(
+                &[
+                    "user",
+                    "add",
+                    &format!("{u}@example.test"),
+                    "--password-stdin",
+                ],
+                "correct horse\n",
+            );
+        }
+        sb
+    }
+
+    fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_on(self.data(), args, None)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "switchboard {args:?}: {}", all(&o));
+        stdout(&o)
+    }
+
+    fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        let o = run_on(self.data(), args, Some(input));
+        assert!(o.status.success(), "switchboard {args:?}: {}", all(&o));
+        stdout(&o)
+    }
+
+    /// Runs a command that must fail with exit code 1; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "switchboard {args:?}: {}",
+            all(&o)
+        );
+        stderr(&o)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+    }
+}
+
+/// Runs the binary with `--data data`, no inherited SWITCHBOARD_* variables.
+fn run_on(data: &Path, args: &[&str], input: Option<&str>) -> Output {
+    let mut cmd = Command::new(support::binary());
+    cmd.arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("SWITCHBOARD_DATA")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match input {
+        None => {
+            cmd.stdin(Stdio::null());
+            cmd.output().expect("run switchboard")
+        }
+        Some(text) => {
+            use std::io::Write;
+            cmd.stdin(Stdio::piped());
+            let mut child = cmd.spawn().expect("run switchboard");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+            child.wait_with_output().expect("wait")
+        }
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn all(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+// ---------------------------------------------------------------------------
+// Help and configuration
+// ---------------------------------------------------------------------------
+
+#[test]
+fn top_level_help_describes_switchboard_for_users() {
+    let sb = Sb::new();
+    let out = sb.ok(&["--help"]);
+    let first = out.lines().next().unwrap_or_default();
+    assert_eq!(
+        first, "Switchboard: enterprise instant messaging and presence server (SIP)",
+        "{out}"
+    );
+    assert!(
+        !out.contains("crate") && !out.contains("roles, transports"),
+        "no internal description: {out}"
+    );
+}
+
+#[test]
+fn config_check_reports_a_missing_file_once() {
+    let sb = Sb::new();
+    let missing = sb.data().join("nowhere.toml");
+    let o = sb.run(&["config", "check", &missing.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1), "{}", all(&o));
+    let err = stderr(&o);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "switchboard: cannot read {}: No such file or directory (os error 2)",
+            missing.display()
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_validates_the_log_level() {
+    let sb = Sb::new();
+    let good = write(
+        sb.data(),
+        "good.toml",
+        "[log]\nlevel = \"switchboard=debug,sqlx=warn\"\n",
+    );
+    let out = sb.ok(&["config", "check", &good.to_string_lossy()]);
+    assert!(out.ends_with(": OK\n"), "{out}");
+    let bad = write(
+        sb.data(),
+        "bad.toml",
+        "[log]\nlevel = \"info,sqlx=chatty\"\n",
+    );
+    let err = sb.fails(&["config", "check", &bad.to_string_lossy()]);
+    assert!(
+        err.contains("key `log.level`") && err.contains("`sqlx=chatty`"),
+        "{err}"
+    );
+    // `serve` refuses it too (before opening or creating anything).
+    let data = sb.data().join("data");
+    let o = Command::new(support::binary())
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&bad)
+        .args([
+            "serve",
+            "--sip-udp",
+            "127.0.0.1:0",
+            "--sip-tcp",
+            "",
+            "--sip-tls",
+            "",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("serve");
+    assert_eq!(o.status.code(), Some(1), "{}", all(&o));
+    assert!(stderr(&o).contains("log.level"), "{}", all(&o));
+    assert!(!data.exists(), "nothing created for a bad configuration");
+}
