@@ -398,6 +398,31 @@ async fn open_reports_a_file_that_is_not_a_database_as_backend_error() {
     }
 }
 
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    open(&path).await.close().await;
+    // What a newer build leaves behind: one more applied migration.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Backend(m)) => {
+            assert!(m.contains("99990101000000") && m.contains("newer"), "{m}")
+        }
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_lock_held_past_the_busy_timeout_is_unavailable_but_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();

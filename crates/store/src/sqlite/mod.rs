@@ -237,9 +237,11 @@ async fn connect_pool(
     Ok(pool)
 }
 
-/// True if every migration of `migrator` is recorded as applied with the same
-/// checksum (read without taking the write lock). Any doubt returns false and
-/// the migrator runs, under the lock, and reports problems precisely.
+/// True if exactly the migrations of `migrator` are recorded as applied,
+/// with the same checksums (read without taking the write lock). Any doubt,
+/// including a migration this build does not know (a database written by a
+/// newer version), returns false: the migrator then runs, under the lock, and
+/// refuses such a database precisely.
 async fn migrations_applied(pool: &SqlitePool, migrator: &Migrator) -> bool {
     let rows: Vec<(i64, Vec<u8>)> =
         match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success = 1")
@@ -249,10 +251,12 @@ async fn migrations_applied(pool: &SqlitePool, migrator: &Migrator) -> bool {
             Ok(rows) => rows,
             Err(_) => return false,
         };
-    migrator.iter().all(|m| {
-        rows.iter()
-            .any(|(v, c)| *v == m.version && c.as_slice() == &*m.checksum)
-    })
+    let known = |v: i64| migrator.iter().any(|m| m.version == v);
+    rows.iter().all(|(v, _)| known(*v))
+        && migrator.iter().all(|m| {
+            rows.iter()
+                .any(|(v, c)| *v == m.version && c.as_slice() == &*m.checksum)
+        })
 }
 
 /// Creates the database file (and missing parent directories) readable by its
