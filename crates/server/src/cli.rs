@@ -61,13 +61,16 @@ pub enum Command {
 /// `contact …`
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
-    /// Add a contact to OWNER's list, or change its group or level.
+    /// Add a contact to OWNER's list, or change its group or level. For a
+    /// contact already in the list, an option left out keeps its value.
     Add {
         owner: String,
         contact: String,
+        /// Group name; "" removes the contact from its group.
         #[arg(long)]
         group: Option<String>,
-        /// Access level: blocked, external, colleagues, workgroup or family.
+        /// Access level: blocked, external, colleagues, workgroup or family;
+        /// "default" removes an explicit level (the default level applies).
         #[arg(long)]
         level: Option<String>,
     },
@@ -402,6 +405,8 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
             let domains = store.list_domains().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&domains)?);
+            } else if domains.is_empty() {
+                println!("no domains");
             } else {
                 for d in domains {
                     println!("{}", d.name);
@@ -517,6 +522,43 @@ async fn im_policy(data: &Path, cmd: ImPolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails with `no such user: …` unless `address` is a user.
+pub async fn require_user(store: &SqliteStore, address: &Address) -> anyhow::Result<()> {
+    match store.get_user(&address.to_string()).await? {
+        Some(_) => Ok(()),
+        None => bail!("no such user: {address}"),
+    }
+}
+
+/// The entry `contact add` stores. For a contact already in the list, the
+/// options given replace its values and those left out keep them (and it
+/// keeps the time it was added); a new contact gets what is given. `group`
+/// is trimmed, and empty means no group; `level` is `Some(None)` for
+/// `--level default` (no explicit level).
+fn merge_contact(
+    existing: Option<switchboard_store::ContactRecord>,
+    owner: &Address,
+    contact: &Address,
+    group: Option<String>,
+    level: Option<Option<String>>,
+    now_ms: i64,
+) -> switchboard_store::ContactRecord {
+    let (old_group, old_level, added_ms) = match existing {
+        Some(e) => (e.group, e.level, e.added_ms),
+        None => (None, None, now_ms),
+    };
+    switchboard_store::ContactRecord {
+        owner: owner.to_string(),
+        contact: contact.to_string(),
+        group: match group {
+            Some(g) => Some(g.trim().to_owned()).filter(|g| !g.is_empty()),
+            None => old_group,
+        },
+        level: level.unwrap_or(old_level),
+        added_ms,
+    }
+}
+
 async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow::Result<()> {
     use switchboard_core::presence::AccessLevel;
     use switchboard_store::{ContactRecord, Contacts as _};
@@ -534,25 +576,41 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
                 bail!("a user cannot be their own contact");
             }
             let level = match level {
-                Some(l) => Some(AccessLevel::from_token(&l).with_context(|| {
-                    format!("{l:?} is not one of blocked, external, colleagues, workgroup, family")
-                })?),
                 None => None,
+                Some(l) if l.trim().eq_ignore_ascii_case("default") => Some(None),
+                Some(l) => Some(Some(
+                    AccessLevel::from_token(l.trim())
+                        .with_context(|| {
+                            format!(
+                                "{l:?} is not one of blocked, external, colleagues, workgroup, family, default"
+                            )
+                        })?
+                        .token()
+                        .to_owned(),
+                )),
             };
-            let group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
-            let entry = ContactRecord {
-                owner: owner.to_string(),
-                contact: contact.to_string(),
+            require_user(&store, &owner).await?;
+            let existing = store
+                .list_contacts(&owner.to_string())
+                .await?
+                .into_iter()
+                .find(|c| c.contact == contact.to_string());
+            let entry = merge_contact(
+                existing,
+                &owner,
+                &contact,
                 group,
-                level: level.map(|l| l.token().to_owned()),
-                added_ms: switchboard_core::now_ms(),
-            };
+                level,
+                switchboard_core::now_ms(),
+            );
             match store.upsert_contact(&entry, max_contacts).await {
                 Ok(()) => println!(
                     "{owner}: {contact} in {}{}",
                     entry.group.as_deref().unwrap_or("(no group)"),
-                    level
-                        .map(|l| format!(" at level {}", l.token()))
+                    entry
+                        .level
+                        .as_deref()
+                        .map(|l| format!(" at level {l}"))
                         .unwrap_or_default()
                 ),
                 Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
@@ -618,6 +676,7 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
         ContactCommand::Remove { owner, contact } => {
             let owner = parse_address(&owner)?;
             let contact = parse_address(&contact)?;
+            require_user(&store, &owner).await?;
             match store
                 .remove_contact(&owner.to_string(), &contact.to_string())
                 .await
@@ -629,6 +688,7 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
         }
         ContactCommand::List { owner, json } => {
             let owner = parse_address(&owner)?;
+            require_user(&store, &owner).await?;
             let list = match store.list_contacts(&owner.to_string()).await {
                 Ok(l) => l,
                 Err(StoreError::NotFound(_)) => bail!("no such user: {owner}"),
@@ -651,4 +711,64 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        group: Option<&str>,
+        level: Option<&str>,
+        added_ms: i64,
+    ) -> switchboard_store::ContactRecord {
+        switchboard_store::ContactRecord {
+            owner: "alice@example.test".into(),
+            contact: "bob@example.test".into(),
+            group: group.map(str::to_owned),
+            level: level.map(str::to_owned),
+            added_ms,
+        }
+    }
+
+    #[test]
+    fn contact_add_keeps_what_is_not_given() {
+        let owner = Address::parse("alice@example.test").expect("owner");
+        let contact = Address::parse("bob@example.test").expect("contact");
+        let old = || Some(entry(Some("Team"), Some("workgroup"), 5));
+        let merge = |existing, group: Option<&str>, level: Option<Option<&str>>| {
+            merge_contact(
+                existing,
+                &owner,
+                &contact,
+                group.map(str::to_owned),
+                level.map(|l| l.map(str::to_owned)),
+                99,
+            )
+        };
+        // Only --level: the group stays; only --group: the level stays.
+        assert_eq!(
+            merge(old(), None, Some(Some("family"))),
+            entry(Some("Team"), Some("family"), 5)
+        );
+        assert_eq!(
+            merge(old(), Some("Partners"), None),
+            entry(Some("Partners"), Some("workgroup"), 5)
+        );
+        assert_eq!(
+            merge(old(), None, None),
+            entry(Some("Team"), Some("workgroup"), 5)
+        );
+        // Clearing is explicit: --group "" and --level default.
+        assert_eq!(merge(old(), Some("  "), Some(None)), entry(None, None, 5));
+        // A new contact gets what is given, and now as its time.
+        assert_eq!(
+            merge(None, None, Some(Some("external"))),
+            entry(None, Some("external"), 99)
+        );
+        assert_eq!(
+            merge(None, Some(" Team "), None),
+            entry(Some("Team"), None, 99)
+        );
+    }
 }

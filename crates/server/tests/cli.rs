@@ -211,3 +211,108 @@ fn config_check_validates_the_log_level() {
     assert!(stderr(&o).contains("log.level"), "{}", all(&o));
     assert!(!data.exists(), "nothing created for a bad configuration");
 }
+
+// ---------------------------------------------------------------------------
+// Domains, users, contacts
+// ---------------------------------------------------------------------------
+
+#[test]
+fn empty_lists_say_so_like_user_list() {
+    let sb = Sb::new();
+    // A data directory whose database holds nothing.
+    sb.ok(&["domain", "add", "example.test"]);
+    sb.ok(&["domain", "remove", "example.test"]);
+    assert_eq!(sb.ok(&["domain", "list"]), "no domains\n");
+    assert_eq!(sb.ok(&["user", "list"]), "no users\n");
+    assert_eq!(
+        sb.json(&["domain", "list", "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(sb.json(&["user", "list", "--json"]), serde_json::json!([]));
+    sb.ok(&["domain", "add", "example.test"]);
+    assert_eq!(sb.ok(&["domain", "list"]), "example.test\n");
+}
+
+#[test]
+fn contact_add_changes_only_what_it_is_given() {
+    let sb = Sb::with_users(&["alice"]);
+    let add = |args: &[&str]| {
+        let mut all = vec!["contact", "add", "alice@example.test", "bob@example.test"];
+        all.extend_from_slice(args);
+        sb.ok(&all)
+    };
+    let entry = || {
+        let list = sb.json(&["contact", "list", "alice@example.test", "--json"]);
+        (
+            list[0]["group"].clone(),
+            list[0]["level"].clone(),
+            list[0]["added_ms"].clone(),
+        )
+    };
+    assert_eq!(
+        add(&["--group", "Team", "--level", "workgroup"]),
+        "alice@example.test: bob@example.test in Team at level workgroup\n"
+    );
+    let added = entry().2;
+    // Only --level: the group stays.
+    assert_eq!(
+        add(&["--level", "family"]),
+        "alice@example.test: bob@example.test in Team at level family\n"
+    );
+    assert_eq!(entry(), ("Team".into(), "family".into(), added.clone()));
+    // Only --group: the level stays.
+    assert_eq!(
+        add(&["--group", "Partners"]),
+        "alice@example.test: bob@example.test in Partners at level family\n"
+    );
+    assert_eq!(entry(), ("Partners".into(), "family".into(), added.clone()));
+    // Neither: nothing changes.
+    add(&[]);
+    assert_eq!(entry(), ("Partners".into(), "family".into(), added.clone()));
+    // Clearing is explicit.
+    assert_eq!(
+        add(&["--group", "", "--level", "default"]),
+        "alice@example.test: bob@example.test in (no group)\n"
+    );
+    assert_eq!(entry(), (Value::Null, Value::Null, added));
+    assert_eq!(
+        sb.ok(&["contact", "list", "alice@example.test"]),
+        "bob@example.test\t\tdefault\n"
+    );
+    let err = sb.fails(&[
+        "contact",
+        "add",
+        "alice@example.test",
+        "bob@example.test",
+        "--level",
+        "bff",
+    ]);
+    assert!(err.contains("\"bff\" is not one of blocked"), "{err}");
+}
+
+#[test]
+fn contact_commands_refuse_an_owner_who_is_not_a_user() {
+    let sb = Sb::with_users(&["alice"]);
+    for args in [
+        &["contact", "list", "nobody@example.test"][..],
+        &["contact", "list", "nobody@example.test", "--json"],
+        &["contact", "add", "nobody@example.test", "bob@example.test"],
+        &[
+            "contact",
+            "remove",
+            "nobody@example.test",
+            "bob@example.test",
+        ],
+    ] {
+        let err = sb.fails(args);
+        assert_eq!(
+            err, "switchboard: no such user: nobody@example.test\n",
+            "{args:?}"
+        );
+    }
+    // A user with an empty list is not an error.
+    assert_eq!(
+        sb.ok(&["contact", "list", "alice@example.test"]),
+        "alice@example.test has no contacts\n"
+    );
+}
