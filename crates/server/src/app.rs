@@ -67,8 +67,7 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         .map_err(|(key, problem)| anyhow::anyhow!("option or key `{key}`: {problem}"))?;
     init_logging(&config);
 
-    std::fs::create_dir_all(data)
-        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    crate::private_fs::create_private_dir(data).context("cannot create the data directory")?;
     let sqlite = SqliteStore::open(&data.join("switchboard.db"))
         .await
         .with_context(|| format!("cannot open the database in {}", data.display()))?;

@@ -7,6 +7,7 @@ mod archive_mail;
 mod cli;
 mod config;
 mod credentials;
+mod private_fs;
 mod sip;
 mod transport;
 

@@ -89,7 +89,7 @@ fn generate(dir: &Path, cert: &Path, key: &Path, domains: &[String]) -> anyhow::
     names.push("localhost".into());
     let certified = rcgen::generate_simple_self_signed(names)
         .context("generating a self-signed certificate")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::private_fs::create_private_dir(dir)?;
     std::fs::write(cert, certified.cert.pem())
         .with_context(|| format!("cannot write {}", cert.display()))?;
     write_private(key, certified.signing_key.serialize_pem().as_bytes())?;
