@@ -96,6 +96,13 @@ pub enum PrivacyCommand {
         #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
         mode: bool,
     },
+    /// Show a user's privacy settings (privacy mode) and where each comes
+    /// from: the user's own setting, the global one, or the default.
+    Show {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `policy …`
@@ -116,6 +123,11 @@ pub enum ImPolicyCommand {
         /// Keep messages for signed-out users.
         #[arg(long, value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
         offline: bool,
+    },
+    /// Remove a user's override (the global policy applies again).
+    Clear {
+        #[arg(long, value_name = "USER@DOMAIN")]
+        user: String,
     },
     /// Show the global policy and every user override.
     Show {
@@ -249,6 +261,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Config::default().presence.max_contacts,
             };
             contact(&cli.data, cmd, max).await
+        }
+        Command::Privacy(PrivacyCommand::Show { user, json }) => {
+            let store = open_store(&cli.data).await?;
+            let user = parse_address(&user)?;
+            require_user(&store, &user).await?;
+            show_privacy(&store, &user, json).await
         }
         Command::Privacy(PrivacyCommand::Set { user, mode }) => {
             let store = open_store(&cli.data).await?;
@@ -487,6 +505,76 @@ pub async fn show_policies<K: switchboard_core::PolicyKind>(
     Ok(())
 }
 
+/// Where each field of a user's effective policy comes from.
+fn field_sources(
+    effective: &serde_json::Value,
+    global: Option<&serde_json::Value>,
+    user: Option<&serde_json::Value>,
+) -> Vec<(String, serde_json::Value, &'static str)> {
+    let has = |doc: Option<&serde_json::Value>, k: &str| {
+        doc.and_then(|d| d.as_object())
+            .is_some_and(|o| o.contains_key(k))
+    };
+    effective
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let source = if has(user, k) {
+                        "set for the user"
+                    } else if has(global, k) {
+                        "global setting"
+                    } else {
+                        "default"
+                    };
+                    (k.clone(), v.clone(), source)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `privacy show`: the user's effective privacy policy (defaults, then the
+/// global document, then the user's own), field by field with its source.
+async fn show_privacy(store: &SqliteStore, user: &Address, json: bool) -> anyhow::Result<()> {
+    use switchboard_core::policy::PrivacyPolicy;
+    let global = store
+        .get_policy(PrivacyPolicy::KIND, &PolicyScope::Global)
+        .await?;
+    let own = store
+        .get_policy(PrivacyPolicy::KIND, &PolicyScope::User(user.to_string()))
+        .await?;
+    let mut effective = serde_json::to_value(PrivacyPolicy::default())?;
+    for doc in [&global, &own].into_iter().flatten() {
+        effective = switchboard_core::policy::overlay(&effective, doc);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "user": user.to_string(),
+                "effective": effective,
+                "user_setting": own,
+                "global_setting": global,
+            }))?
+        );
+        return Ok(());
+    }
+    for (key, value, source) in field_sources(&effective, global.as_ref(), own.as_ref()) {
+        let name = if key == "privacy_mode" {
+            "privacy mode".to_owned()
+        } else {
+            key.replace('_', " ")
+        };
+        let value = match value {
+            serde_json::Value::Bool(b) => (if b { "on" } else { "off" }).to_owned(),
+            other => other.to_string(),
+        };
+        println!("{name} for {user}: {value} ({source})");
+    }
+    Ok(())
+}
+
 fn describe(doc: &serde_json::Value) -> String {
     match doc.as_object() {
         Some(o) => o
@@ -514,6 +602,20 @@ async fn im_policy(data: &Path, cmd: ImPolicyCommand) -> anyhow::Result<()> {
                 scope.key(),
                 if offline { "on" } else { "off" }
             );
+        }
+        ImPolicyCommand::Clear { user } => {
+            let user = parse_address(&user)?;
+            match store
+                .clear_policy(
+                    switchboard_core::ImPolicy::KIND,
+                    &PolicyScope::User(user.to_string()),
+                )
+                .await
+            {
+                Ok(()) => println!("IM policy override of {user} removed"),
+                Err(StoreError::NotFound(_)) => bail!("{user} has no IM policy override"),
+                Err(e) => return Err(e.into()),
+            }
         }
         ImPolicyCommand::Show { json } => {
             show_policies::<switchboard_core::ImPolicy>(&store, json).await?
@@ -729,6 +831,27 @@ mod tests {
             level: level.map(str::to_owned),
             added_ms,
         }
+    }
+
+    #[test]
+    fn privacy_fields_name_their_source() {
+        let effective = serde_json::json!({"privacy_mode": true, "other": 3, "third": false});
+        let global = serde_json::json!({"other": 3});
+        let user = serde_json::json!({"privacy_mode": true});
+        let got: Vec<(String, &str)> = field_sources(&effective, Some(&global), Some(&user))
+            .into_iter()
+            .map(|(k, _, s)| (k, s))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("other".to_owned(), "global setting"),
+                ("privacy_mode".to_owned(), "set for the user"),
+                ("third".to_owned(), "default"),
+            ]
+        );
+        let got = field_sources(&effective, None, None);
+        assert!(got.iter().all(|(_, _, s)| *s == "default"));
     }
 
     #[test]

@@ -316,3 +316,78 @@ fn contact_commands_refuse_an_owner_who_is_not_a_user() {
         "alice@example.test has no contacts\n"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Privacy and policies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn privacy_show_gives_the_mode_and_where_it_comes_from() {
+    let sb = Sb::with_users(&["alice", "bob"]);
+    assert_eq!(
+        sb.ok(&["privacy", "show", "alice@example.test"]),
+        "privacy mode for alice@example.test: off (default)\n"
+    );
+    assert_eq!(
+        sb.ok(&["privacy", "set", "alice@example.test", "--mode", "on"]),
+        "privacy mode for alice@example.test: on\n"
+    );
+    assert_eq!(
+        sb.ok(&["privacy", "show", "Alice@Example.TEST"]),
+        "privacy mode for alice@example.test: on (set for the user)\n"
+    );
+    let j = sb.json(&["privacy", "show", "alice@example.test", "--json"]);
+    assert_eq!(
+        j,
+        serde_json::json!({
+            "user": "alice@example.test",
+            "effective": {"privacy_mode": true},
+            "user_setting": {"privacy_mode": true},
+            "global_setting": null,
+        })
+    );
+    sb.ok(&["privacy", "set", "alice@example.test", "--mode", "off"]);
+    assert_eq!(
+        sb.ok(&["privacy", "show", "alice@example.test"]),
+        "privacy mode for alice@example.test: off (set for the user)\n"
+    );
+    assert_eq!(
+        sb.ok(&["privacy", "show", "bob@example.test"]),
+        "privacy mode for bob@example.test: off (default)\n"
+    );
+    assert_eq!(
+        sb.fails(&["privacy", "show", "nobody@example.test"]),
+        "switchboard: no such user: nobody@example.test\n"
+    );
+}
+
+#[test]
+fn policy_im_clear_removes_a_user_override() {
+    let sb = Sb::with_users(&["bob"]);
+    sb.ok(&["policy", "im", "set", "--global", "--offline", "off"]);
+    sb.ok(&[
+        "policy",
+        "im",
+        "set",
+        "--user",
+        "bob@example.test",
+        "--offline",
+        "on",
+    ]);
+    assert_eq!(
+        sb.ok(&["policy", "im", "show"]),
+        "global: offline_im=off\nuser bob@example.test: offline_im=on\n"
+    );
+    assert_eq!(
+        sb.ok(&["policy", "im", "clear", "--user", "Bob@example.test"]),
+        "IM policy override of bob@example.test removed\n"
+    );
+    assert_eq!(sb.ok(&["policy", "im", "show"]), "global: offline_im=off\n");
+    assert_eq!(
+        sb.fails(&["policy", "im", "clear", "--user", "bob@example.test"]),
+        "switchboard: bob@example.test has no IM policy override\n"
+    );
+    // Like `archive policy clear`: only a user's override, never the global policy.
+    let o = sb.run(&["policy", "im", "clear", "--global"]);
+    assert_eq!(o.status.code(), Some(2), "{}", all(&o));
+}
