@@ -105,9 +105,21 @@ pub enum PolicyCommand {
     },
 }
 
-/// Search filters (also used by `export`).
+/// `archive search`: the filters, and how many records to show how.
 #[derive(Debug, Args, Default, Clone)]
 pub struct SearchArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most this many records.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The filters of `search`, also those of `export`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FilterArgs {
     /// Messages USER sent or received.
     #[arg(long)]
     pub user: Option<String>,
@@ -126,11 +138,6 @@ pub struct SearchArgs {
     /// One conversation.
     #[arg(long)]
     pub conversation: Option<String>,
-    /// At most this many records.
-    #[arg(long, default_value_t = 1000)]
-    pub limit: u32,
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Parses a date or time for --since/--until, naming the accepted formats.
@@ -173,12 +180,14 @@ fn address_arg(s: &Option<String>) -> anyhow::Result<Option<Address>> {
         .transpose()
 }
 
-/// Builds the archive query of search filters, checking that named people
-/// and conversations exist (in the directory or the archive).
+/// Builds the archive query of search filters (at most `limit` records),
+/// checking that named people and conversations exist (in the directory or
+/// the archive).
 pub async fn query(
     data: &Path,
     archive: &SqliteArchive,
-    a: &SearchArgs,
+    a: &FilterArgs,
+    limit: u32,
 ) -> anyhow::Result<ArchiveQuery> {
     let user = address_arg(&a.user)?;
     let with = address_arg(&a.with)?;
@@ -211,7 +220,7 @@ pub async fn query(
         text: a.text.clone(),
         conversation: a.conversation.clone(),
         after_seq: None,
-        limit: a.limit,
+        limit,
     })
 }
 
@@ -311,7 +320,7 @@ pub async fn run(data: &Path, cmd: ArchiveCommand) -> anyhow::Result<()> {
         }
         ArchiveCommand::Search(a) => {
             let archive = open_archive(data).await?;
-            let q = query(data, &archive, &a).await?;
+            let q = query(data, &archive, &a.filter, a.limit).await?;
             let found = archive.search_archive(&q).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&found)?);

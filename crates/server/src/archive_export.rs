@@ -2,7 +2,7 @@
 //! RFC 5322 message per conversation with a readable transcript), mbox, and
 //! JSON lines (one record per line, every field, hashes included).
 
-use crate::archive_cli::{SearchArgs, fmt_time, open_archive, query};
+use crate::archive_cli::{FilterArgs, fmt_time, open_archive, query};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -29,8 +29,9 @@ pub struct ExportArgs {
     /// Output file (mbox, jsonl) or directory (eml).
     #[arg(long)]
     pub output: PathBuf,
+    /// The filters of `archive search`; everything that matches is exported.
     #[command(flatten)]
-    pub filter: SearchArgs,
+    pub filter: FilterArgs,
 }
 
 /// Groups records by conversation, conversations in order of first record.
@@ -227,9 +228,13 @@ pub fn mbox_entry(
 /// Runs an export.
 pub async fn run(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
     let archive = open_archive(data).await?;
-    let mut filter = args.filter.clone();
-    filter.limit = switchboard_store::archive::MAX_ARCHIVE_LIMIT;
-    let q = query(data, &archive, &filter).await?;
+    let q = query(
+        data,
+        &archive,
+        &args.filter,
+        switchboard_store::archive::MAX_ARCHIVE_LIMIT,
+    )
+    .await?;
     // Page through everything that matches (the limit is per page).
     let mut records: Vec<ArchiveRecord> = Vec::new();
     let mut page = q.clone();
@@ -309,18 +314,31 @@ pub async fn run(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    let what = if args.format == Format::Jsonl {
-        "records"
-    } else {
-        "conversations"
-    };
     println!(
-        "exported {count} {what} ({} records) to {} ({files} file{})",
-        records.len(),
-        args.output.display(),
-        if files == 1 { "" } else { "s" }
+        "{}",
+        summary(args.format, count, records.len(), &args.output, files)
     );
     Ok(())
+}
+
+/// What an export says when done: conversations and their records for EML
+/// and mbox (one message per conversation), records for JSON lines.
+fn summary(format: Format, count: usize, records: usize, output: &Path, files: usize) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let what = match format {
+        Format::Jsonl => plural(records, "record", "records"),
+        Format::Eml | Format::Mbox => format!(
+            "{} ({})",
+            plural(count, "conversation", "conversations"),
+            plural(records, "record", "records")
+        ),
+    };
+    format!(
+        "exported {what} to {} ({})",
+        output.display(),
+        plural(files, "file", "files")
+    )
 }
 
 #[cfg(test)]
@@ -401,6 +419,27 @@ mod tests {
             text.matches("\nFrom ").count(),
             0,
             "only the separator starts with From: {text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_what_the_format_holds() {
+        let out = Path::new("/srv/audit/x");
+        assert_eq!(
+            summary(Format::Jsonl, 13, 13, out, 1),
+            "exported 13 records to /srv/audit/x (1 file)"
+        );
+        assert_eq!(
+            summary(Format::Jsonl, 1, 1, out, 1),
+            "exported 1 record to /srv/audit/x (1 file)"
+        );
+        assert_eq!(
+            summary(Format::Eml, 3, 13, out, 3),
+            "exported 3 conversations (13 records) to /srv/audit/x (3 files)"
+        );
+        assert_eq!(
+            summary(Format::Mbox, 1, 2, out, 1),
+            "exported 1 conversation (2 records) to /srv/audit/x (1 file)"
         );
     }
 

@@ -7,6 +7,8 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use switchboard_store::archive::{Archive as _, NewArchiveRecord};
+use switchboard_store::sqlite::SqliteArchive;
 
 /// A data directory in a temporary directory, and the binary run on it.
 struct Sb {
@@ -123,6 +125,41 @@ fn all(o: &Output) -> String {
         stdout(o),
         stderr(o)
     )
+}
+
+/// Milliseconds since 1970, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One archived message from alice to bob at `at_ms`.
+fn message(conversation: &str, at_ms: i64, text: &str) -> NewArchiveRecord {
+    NewArchiveRecord {
+        conversation: conversation.into(),
+        kind: "message".into(),
+        at_ms,
+        sender: "alice@example.test".into(),
+        participants: vec!["bob@example.test".into()],
+        content_type: "text/plain".into(),
+        body: text.as_bytes().to_vec(),
+        text: text.into(),
+        outcome: "delivered".into(),
+        external: false,
+    }
+}
+
+/// Appends records to `DATA/archive.db` (created if missing), as the
+/// server's archiver does; returns their `seq`s.
+async fn archive(data: &Path, records: &[NewArchiveRecord]) -> Vec<i64> {
+    let archive = SqliteArchive::open(&data.join("archive.db"))
+        .await
+        .expect("open archive.db");
+    let seqs = archive.append_archive(records).await.expect("append");
+    archive.close().await;
+    seqs
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -390,4 +427,63 @@ fn policy_im_clear_removes_a_user_override() {
     // Like `archive policy clear`: only a user's override, never the global policy.
     let o = sb.run(&["policy", "im", "clear", "--global"]);
     assert_eq!(o.status.code(), Some(2), "{}", all(&o));
+}
+
+// ---------------------------------------------------------------------------
+// Archive
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn archive_export_counts_what_it_wrote_and_has_no_idle_options() {
+    let sb = Sb::with_users(&["alice", "bob"]);
+    let t = now_ms() - 60_000;
+    archive(
+        sb.data(),
+        &[
+            message("c1", t, "one"),
+            message("c1", t + 1, "two"),
+            message("c2", t + 2, "three"),
+        ],
+    )
+    .await;
+    let out_dir = tempfile::tempdir().expect("tmp");
+    let jsonl = out_dir.path().join("all.jsonl");
+    let jsonl = jsonl.to_string_lossy();
+    assert_eq!(
+        sb.ok(&["archive", "export", "--format", "jsonl", "--output", &jsonl]),
+        format!("exported 3 records to {jsonl} (1 file)\n")
+    );
+    let mbox = out_dir.path().join("c1.mbox");
+    let mbox = mbox.to_string_lossy();
+    assert_eq!(
+        sb.ok(&[
+            "archive",
+            "export",
+            "--format",
+            "mbox",
+            "--output",
+            &mbox,
+            "--conversation",
+            "c1",
+        ]),
+        format!("exported 1 conversation (2 records) to {mbox} (1 file)\n")
+    );
+    let eml = out_dir.path().join("eml");
+    let eml = eml.to_string_lossy();
+    assert_eq!(
+        sb.ok(&["archive", "export", "--format", "eml", "--output", &eml]),
+        format!("exported 2 conversations (3 records) to {eml} (2 files)\n")
+    );
+    // --limit and --json belong to `search`: export refuses them (exit 2)
+    // instead of accepting and ignoring them.
+    for extra in [&["--limit", "1"][..], &["--json"]] {
+        let mut args = vec!["archive", "export", "--format", "jsonl", "--output", &jsonl];
+        args.extend_from_slice(extra);
+        let o = sb.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", all(&o));
+        assert!(stderr(&o).contains("unexpected argument"), "{}", all(&o));
+    }
+    // Search keeps them.
+    let found = sb.json(&["archive", "search", "--limit", "2", "--json"]);
+    assert_eq!(found.as_array().map(Vec::len), Some(2), "{found:#}");
 }
