@@ -2,7 +2,10 @@
 //! database, where the running server picks them up), and search, transcripts,
 //! retention, verification and status (on the archive database).
 
-use crate::cli::{ScopeArgs, open_store, parse_on_off, set_policy_fields, show_policies};
+use crate::cli::{
+    STORE_FILE, ScopeArgs, open_store, parse_on_off, require_data_file, set_policy_fields,
+    show_policies,
+};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -167,9 +170,18 @@ pub fn fmt_time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Opens the archive database of a data directory.
+/// The archive database's file in a data directory.
+pub const ARCHIVE_FILE: &str = "archive.db";
+
+/// Opens the archive database of an existing data directory; fails
+/// (creating nothing) when the directory or the archive is missing.
 pub async fn open_archive(data: &Path) -> anyhow::Result<SqliteArchive> {
-    SqliteArchive::open(&data.join("archive.db"))
+    require_data_file(
+        data,
+        ARCHIVE_FILE,
+        "no archive: the server creates it when it starts",
+    )?;
+    SqliteArchive::open(&data.join(ARCHIVE_FILE))
         .await
         .with_context(|| format!("cannot open the archive in {}", data.display()))
 }
@@ -191,11 +203,20 @@ pub async fn query(
 ) -> anyhow::Result<ArchiveQuery> {
     let user = address_arg(&a.user)?;
     let with = address_arg(&a.with)?;
-    let store = open_store(data).await?;
+    // A copy of the archive alone (a backup being checked) has no
+    // directory: people are then looked up in the archive only.
+    let store = if data.join(STORE_FILE).exists() {
+        Some(open_store(data).await?)
+    } else {
+        None
+    };
     for who in [&user, &with].into_iter().flatten() {
-        let known = switchboard_store::Directory::get_user(&store, &who.to_string())
-            .await?
-            .is_some();
+        let known = match &store {
+            Some(store) => switchboard_store::Directory::get_user(store, &who.to_string())
+                .await?
+                .is_some(),
+            None => false,
+        };
         if !known {
             let q = ArchiveQuery {
                 user: Some(who.to_string()),

@@ -290,9 +290,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens the database of a data directory for an administration command.
+/// The main database's file in a data directory.
+pub const STORE_FILE: &str = "switchboard.db";
+
+/// Fails unless `data` is an existing directory: administration commands
+/// other than the first-time setup (`user add`, `domain add`) and `serve`
+/// never create one, so that a mistyped `--data` is an error instead of an
+/// empty database.
+pub fn require_data_dir(data: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(data) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{} is not a directory (--data)", data.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no data directory at {} (point --data or SWITCHBOARD_DATA at the server's; \
+             only serve, user add and domain add create one)",
+            data.display()
+        ),
+        Err(e) => bail!("cannot read the data directory {}: {e}", data.display()),
+    }
+}
+
+/// Fails unless the data directory exists and holds `file`.
+pub fn require_data_file(data: &Path, file: &str, missing: &str) -> anyhow::Result<()> {
+    require_data_dir(data)?;
+    match std::fs::metadata(data.join(file)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{}: {file} does not exist ({missing})", data.display())
+        }
+        Err(e) => bail!("cannot read {}: {e}", data.join(file).display()),
+    }
+}
+
+/// Opens the database of an existing data directory for an administration
+/// command; fails (creating nothing) when the directory or its database is
+/// missing.
 pub async fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&data.join("switchboard.db"))
+    require_data_file(
+        data,
+        STORE_FILE,
+        "not a Switchboard data directory; serve, user add and domain add create the database",
+    )?;
+    open_or_create_store(data).await
+}
+
+/// Opens the database of a data directory, creating the directory and the
+/// database when missing: for `user add` and `domain add`, the first-time
+/// setup.
+pub async fn open_or_create_store(data: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&data.join(STORE_FILE))
         .await
         .with_context(|| format!("cannot open the database in {}", data.display()))
 }
@@ -325,7 +371,6 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
-    let store = open_store(data).await?;
     match cmd {
         UserCommand::Add {
             address,
@@ -344,6 +389,7 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
             }
             let (password, generated) = read_password(password_stdin)?;
             let credentials = crate::credentials::derive(&address, &password)?;
+            let store = open_or_create_store(data).await?;
             let new = NewUser {
                 address: address.to_string(),
                 display_name,
@@ -367,7 +413,7 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
             }
         }
         UserCommand::List { json } => {
-            let users = store.list_users().await?;
+            let users = open_store(data).await?.list_users().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else if users.is_empty() {
@@ -380,6 +426,7 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
         }
         UserCommand::Remove { address } => {
             let address = parse_address(&address)?;
+            let store = open_store(data).await?;
             match store.remove_user(&address.to_string()).await {
                 Ok(()) => println!("removed {address}"),
                 Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
@@ -391,6 +438,7 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
             password_stdin,
         } => {
             let address = parse_address(&address)?;
+            let store = open_store(data).await?;
             let (password, generated) = read_password(password_stdin)?;
             let credentials = crate::credentials::derive(&address, &password)?;
             match store
@@ -408,11 +456,11 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
 }
 
 async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
-    let store = open_store(data).await?;
     match cmd {
         DomainCommand::Add { name } => {
             let name = switchboard_core::address::normalise_domain(&name)
                 .with_context(|| format!("{name:?} is not a valid domain name"))?;
+            let store = open_or_create_store(data).await?;
             match store.add_domain(&name, switchboard_core::now_ms()).await {
                 Ok(()) => println!("serving {name}"),
                 Err(StoreError::Conflict(_)) => bail!("domain {name} is already served"),
@@ -420,7 +468,7 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
             }
         }
         DomainCommand::List { json } => {
-            let domains = store.list_domains().await?;
+            let domains = open_store(data).await?.list_domains().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&domains)?);
             } else if domains.is_empty() {
@@ -434,6 +482,7 @@ async fn domain(data: &Path, cmd: DomainCommand) -> anyhow::Result<()> {
         DomainCommand::Remove { name } => {
             let name = switchboard_core::address::normalise_domain(&name)
                 .with_context(|| format!("{name:?} is not a valid domain name"))?;
+            let store = open_store(data).await?;
             match store.remove_domain(&name).await {
                 Ok(()) => println!("no longer serving {name}"),
                 Err(StoreError::NotFound(_)) => bail!("domain {name} is not served"),

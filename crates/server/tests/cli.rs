@@ -487,3 +487,112 @@ async fn archive_export_counts_what_it_wrote_and_has_no_idle_options() {
     let found = sb.json(&["archive", "search", "--limit", "2", "--json"]);
     assert_eq!(found.as_array().map(Vec::len), Some(2), "{found:#}");
 }
+
+// ---------------------------------------------------------------------------
+// The data directory
+// ---------------------------------------------------------------------------
+
+/// Every command but `serve`, `user add` and `domain add` needs an existing
+/// data directory, and creates nothing when it is missing.
+#[test]
+fn only_the_setup_commands_create_a_data_directory() {
+    let sb = Sb::new();
+    let missing = sb.data().join("typo");
+    let inspect: &[&[&str]] = &[
+        &["user", "list"],
+        &["user", "remove", "alice@example.test"],
+        &["user", "passwd", "alice@example.test"],
+        &["domain", "list"],
+        &["domain", "remove", "example.test"],
+        &["contact", "list", "alice@example.test"],
+        &["contact", "add", "alice@example.test", "bob@example.test"],
+        &["privacy", "show", "alice@example.test"],
+        &["privacy", "set", "alice@example.test", "--mode", "on"],
+        &["policy", "im", "show"],
+        &["policy", "im", "set", "--global", "--offline", "on"],
+        &["archive", "config", "show"],
+        &["archive", "policy", "show"],
+        &["archive", "search"],
+        &["archive", "show", "c1"],
+        &["archive", "verify"],
+        &["archive", "status"],
+        &["archive", "purge"],
+        &[
+            "archive",
+            "export",
+            "--format",
+            "jsonl",
+            "--output",
+            "/dev/null",
+        ],
+    ];
+    for args in inspect {
+        let o = run_on(&missing, args, None);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", all(&o));
+        assert!(
+            stderr(&o).starts_with(&format!(
+                "switchboard: no data directory at {}",
+                missing.display()
+            )),
+            "{args:?}: {}",
+            all(&o)
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    // An existing directory that is not a data directory: named, not filled.
+    for args in [&["user", "list"][..], &["archive", "verify"]] {
+        let err = sb.fails(args);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(sb.data()).expect("read").count(),
+        0,
+        "nothing created in an existing directory"
+    );
+
+    // The first-time setup creates it.
+    let out = run_on(&missing, &["domain", "add", "example.test"], None);
+    assert!(out.status.success(), "{}", all(&out));
+    assert!(missing.join("switchboard.db").exists());
+    assert_eq!(
+        stdout(&run_on(&missing, &["domain", "list"], None)),
+        "example.test\n"
+    );
+    let other = sb.data().join("other");
+    let out = run_on(
+        &other,
+        &["user", "add", "alice@example.test", "--password-stdin"],
+        Some("correct horse\n"),
+    );
+    assert!(other.join("switchboard.db").exists(), "{}", all(&out));
+    // (The domain is not served there, so the user was not added.)
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    // A bad address is refused before anything is created.
+    let third = sb.data().join("third");
+    let out = run_on(&third, &["user", "add", "not an address"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    let out = run_on(&third, &["domain", "add", "bad domain"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(!third.exists());
+}
+
+/// `archive` commands read a copy of the archive alone (a backup being
+/// checked), without a main database beside it.
+#[tokio::test]
+async fn archive_commands_work_on_an_archive_alone() {
+    let sb = Sb::new();
+    archive(sb.data(), &[message("c1", now_ms() - 1000, "kept")]).await;
+    let out = sb.ok(&["archive", "verify"]);
+    assert!(out.contains("archive intact"), "{out}");
+    let found = sb.json(&[
+        "archive",
+        "search",
+        "--user",
+        "alice@example.test",
+        "--json",
+    ]);
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found:#}");
+    let err = sb.fails(&["archive", "search", "--user", "carol@example.test"]);
+    assert!(err.contains("no such user: carol@example.test"), "{err}");
+    assert!(!sb.data().join("switchboard.db").exists());
+}
