@@ -13,19 +13,29 @@
 //!
 //! Beyond the trait documentation, the suite pins down these shared rules:
 //! - sorts are byte-wise (`Team` before `friends`), with `None` groups first;
-//! - "expired at `now`" means `expires_ms <= now`;
+//!   group names are compared byte-wise too (`Team` and `team` are two groups);
+//! - "expired at `now`" means `expires_ms <= now`, for web sessions too;
 //! - a call that fails changes nothing, and does not move the change sequence;
-//! - `set_policy` at user scope and `upsert_contact` need the user to exist,
-//!   `enqueue_offline` needs the recipient to exist (`NotFound`);
+//! - `set_policy` at user scope, `upsert_contact`, `add_group` and
+//!   `create_web_session` need the user to exist, `enqueue_offline` needs the
+//!   recipient to exist (`NotFound`);
 //! - removing an absent binding is not an error, removing an absent contact,
-//!   policy, offline message, user or domain is `NotFound`;
-//! - upserting an existing contact keeps its original `added_ms`;
+//!   group, web session, policy, offline message, user or domain is `NotFound`;
+//!   revoking all sessions of a user who has none returns 0;
+//! - upserting an existing contact keeps its original `added_ms`; one naming a
+//!   missing group creates it with the entry's `added_ms` as `created_ms`, an
+//!   existing group keeps its `created_ms`; groups stay when they empty;
+//! - `rename_group` checks `NotFound` before `Conflict`, and renaming a group to
+//!   its own name is `Conflict`;
+//! - web sessions of a user are listed by `created_ms`, ties by token hash;
+//! - only `set_credentials` (of the user's other edits) ends their web sessions;
 //! - offline message ids grow with each enqueue and are never reused;
-//! - error messages never contain password hashes or HA1 values.
+//! - error messages never contain password hashes, HA1 values or web session
+//!   token hashes.
 
 use crate::{
-    BindingChange, BindingRecord, ContactRecord, Credentials, Ha1, NewOfflineMessage, NewUser,
-    OfflineMessage, PolicyScope, Store, StoreError, StoreResult,
+    BindingChange, BindingRecord, ContactRecord, Credentials, GroupRecord, Ha1, NewOfflineMessage,
+    NewUser, OfflineMessage, PolicyScope, Store, StoreError, StoreResult, WebSessionRecord,
 };
 use serde_json::json;
 
@@ -223,6 +233,9 @@ pub async fn run_all(store: &dyn Store) {
     policies(store).await;
     offline(store).await;
     contacts(store).await;
+    admin(store).await;
+    groups(store).await;
+    web_sessions(store).await;
     remove_user_cascades(store).await;
     change_seq(store).await;
 }
@@ -1273,9 +1286,656 @@ pub async fn contacts(store: &dyn Store) {
     );
 }
 
+/// The administrator role: off for new users, `set_admin` turns it on and off,
+/// other user edits leave it alone, and a re-created user starts without it.
+pub async fn admin(store: &dyn Store) {
+    const A: &str = "admin";
+    let dom = "adm.conformance.test";
+    let ann = format!("ann@{dom}");
+    let ben = format!("ben@{dom}");
+    let is_admin = |address: String| async move {
+        ok(A, "get user", store.get_user(&address).await)
+            .unwrap_or_else(|| panic!("conformance[{A}]: user {address} is missing"))
+            .admin
+    };
+    let listed_admins = || async move {
+        ok(A, "list users", store.list_users().await)
+            .into_iter()
+            .filter(|u| in_domain(&u.address, dom) && u.admin)
+            .map(|u| u.address)
+            .collect::<Vec<_>>()
+    };
+    ok(A, "add domain", store.add_domain(dom, 1).await);
+    ok(A, "add ann", store.add_user(&new_user(&ann, None, 1)).await);
+    ok(A, "add ben", store.add_user(&new_user(&ben, None, 1)).await);
+    assert!(
+        !is_admin(ann.clone()).await && !is_admin(ben.clone()).await,
+        "conformance[{A}]: add_user must create users who are not administrators"
+    );
+    assert!(listed_admins().await.is_empty());
+
+    ok(A, "grant ann", store.set_admin(&ann, true).await);
+    assert!(
+        is_admin(ann.clone()).await,
+        "conformance[{A}]: set_admin(true) must show in get_user"
+    );
+    assert!(
+        !is_admin(ben.clone()).await,
+        "conformance[{A}]: set_admin must touch only its user"
+    );
+    assert_eq!(
+        listed_admins().await,
+        vec![ann.clone()],
+        "conformance[{A}]: list_users must carry the role"
+    );
+    ok(A, "grant ann again", store.set_admin(&ann, true).await);
+    assert!(is_admin(ann.clone()).await);
+
+    ok(
+        A,
+        "rename ann",
+        store.set_display_name(&ann, Some("Ann")).await,
+    );
+    ok(
+        A,
+        "change ann's password",
+        store.set_credentials(&ann, &creds(&ann, "v2")).await,
+    );
+    assert!(
+        is_admin(ann.clone()).await,
+        "conformance[{A}]: set_display_name and set_credentials must keep the role"
+    );
+
+    ok(A, "withdraw ann", store.set_admin(&ann, false).await);
+    assert!(
+        !is_admin(ann.clone()).await,
+        "conformance[{A}]: set_admin(false) must withdraw the role"
+    );
+    ok(A, "withdraw again", store.set_admin(&ann, false).await);
+    expect_err!(
+        A,
+        "set_admin of an unknown user",
+        store.set_admin(&format!("ghost@{dom}"), true).await,
+        StoreError::NotFound(_)
+    );
+    assert!(
+        ok(
+            A,
+            "get ghost",
+            store.get_user(&format!("ghost@{dom}")).await
+        )
+        .is_none(),
+        "conformance[{A}]: a refused set_admin must not create a user"
+    );
+
+    ok(A, "grant ben", store.set_admin(&ben, true).await);
+    ok(A, "remove ben", store.remove_user(&ben).await);
+    ok(
+        A,
+        "re-create ben",
+        store.add_user(&new_user(&ben, None, 2)).await,
+    );
+    assert!(
+        !is_admin(ben.clone()).await,
+        "conformance[{A}]: a re-created user must start without the role"
+    );
+}
+
+fn group(owner: &str, name: &str, created_ms: i64) -> GroupRecord {
+    GroupRecord {
+        owner: owner.to_owned(),
+        name: name.to_owned(),
+        created_ms,
+    }
+}
+
+/// Contact groups: explicit and implicit creation, byte-wise order, per-owner
+/// names, rename carrying the contacts, removal ungrouping them, and the error
+/// kinds (`NotFound` checked before `Conflict`).
+pub async fn groups(store: &dyn Store) {
+    const A: &str = "groups";
+    let dom = "grp.conformance.test";
+    let gail = format!("gail@{dom}");
+    let hugo = format!("hugo@{dom}");
+    let ivy = format!("ivy@{dom}");
+    let ghost = format!("ghost@{dom}");
+    let ext = "ext@grp-partner.example";
+    ok(A, "add domain", store.add_domain(dom, 1).await);
+    for u in [&gail, &hugo, &ivy] {
+        ok(A, "add user", store.add_user(&new_user(u, None, 1)).await);
+    }
+    let groups_of =
+        |owner: String| async move { ok(A, "list groups", store.list_groups(&owner).await) };
+    assert!(
+        groups_of(gail.clone()).await.is_empty(),
+        "conformance[{A}]: a new user has no groups"
+    );
+
+    ok(
+        A,
+        "add friends",
+        store.add_group(&gail, "friends", 100).await,
+    );
+    ok(A, "add Team", store.add_group(&gail, "Team", 101).await);
+    ok(A, "add team", store.add_group(&gail, "team", 102).await);
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Team", 101),
+            group(&gail, "friends", 100),
+            group(&gail, "team", 102)
+        ],
+        "conformance[{A}]: list_groups sorts by name byte-wise (\"Team\" < \"friends\" < \"team\"), and names differing in case are different groups"
+    );
+    expect_err!(
+        A,
+        "adding an existing group",
+        store.add_group(&gail, "friends", 999).await,
+        StoreError::Conflict(_)
+    );
+    expect_err!(
+        A,
+        "adding a group for an unknown owner",
+        store.add_group(&ghost, "friends", 1).await,
+        StoreError::NotFound(_)
+    );
+    assert!(
+        groups_of(ghost.clone()).await.is_empty(),
+        "conformance[{A}]: an unknown owner has no groups"
+    );
+    ok(
+        A,
+        "the same name for another owner",
+        store.add_group(&hugo, "friends", 103).await,
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Team", 101),
+            group(&gail, "friends", 100),
+            group(&gail, "team", 102)
+        ],
+        "conformance[{A}]: refused adds change nothing, and groups are per owner"
+    );
+
+    // upsert_contact creates the groups it names, and only those.
+    let to_hugo = contact(&gail, &hugo, Some("Work"), Some("workgroup"), 200);
+    let to_ext = contact(&gail, ext, Some("friends"), Some("external"), 300);
+    let to_ivy = contact(&gail, &ivy, None, None, 400);
+    for c in [&to_hugo, &to_ext, &to_ivy] {
+        ok(A, "add contact", store.upsert_contact(c, 3).await);
+    }
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Team", 101),
+            group(&gail, "Work", 200),
+            group(&gail, "friends", 100),
+            group(&gail, "team", 102)
+        ],
+        "conformance[{A}]: upsert_contact must create a missing group (created at the entry's added_ms) and keep an existing one as it is"
+    );
+    let refused = contact(
+        &gail,
+        "late@grp-partner.example",
+        Some("Overflow"),
+        None,
+        500,
+    );
+    expect_err!(
+        A,
+        "adding to a full list",
+        store.upsert_contact(&refused, 3).await,
+        StoreError::Limit(_)
+    );
+    assert!(
+        !groups_of(gail.clone())
+            .await
+            .iter()
+            .any(|g| g.name == "Overflow"),
+        "conformance[{A}]: a refused upsert_contact must not create its group"
+    );
+    let h_gail = contact(&hugo, &gail, Some("friends"), None, 600);
+    ok(A, "hugo adds gail", store.upsert_contact(&h_gail, 10).await);
+    assert_eq!(
+        groups_of(hugo.clone()).await,
+        vec![group(&hugo, "friends", 103)]
+    );
+
+    // Moving the last contact out of a group keeps the (now empty) group.
+    let moved = contact(&gail, &hugo, Some("friends"), Some("workgroup"), 200);
+    ok(A, "move hugo", store.upsert_contact(&moved, 3).await);
+    assert!(
+        groups_of(gail.clone())
+            .await
+            .iter()
+            .any(|g| g.name == "Work"),
+        "conformance[{A}]: a group that loses its last contact stays"
+    );
+    ok(
+        A,
+        "remove the ungrouped contact",
+        store.remove_contact(&gail, &ivy).await,
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await.len(),
+        4,
+        "conformance[{A}]: remove_contact leaves groups alone"
+    );
+
+    // Rename: the group and its contacts move together, nobody else's.
+    ok(
+        A,
+        "rename friends",
+        store.rename_group(&gail, "friends", "Pals").await,
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Pals", 100),
+            group(&gail, "Team", 101),
+            group(&gail, "Work", 200),
+            group(&gail, "team", 102)
+        ],
+        "conformance[{A}]: rename_group renames the group and keeps its created_ms"
+    );
+    assert_eq!(
+        ok(A, "list contacts", store.list_contacts(&gail).await),
+        vec![
+            contact(&gail, ext, Some("Pals"), Some("external"), 300),
+            contact(&gail, &hugo, Some("Pals"), Some("workgroup"), 200)
+        ],
+        "conformance[{A}]: rename_group moves every contact of the group, keeping level and added_ms"
+    );
+    assert_eq!(
+        groups_of(hugo.clone()).await,
+        vec![group(&hugo, "friends", 103)],
+        "conformance[{A}]: rename_group must not touch another owner's group of the same name"
+    );
+    assert_eq!(
+        ok(A, "hugo's list", store.list_contacts(&hugo).await),
+        vec![h_gail.clone()],
+        "conformance[{A}]: rename_group must not touch another owner's contacts"
+    );
+    expect_err!(
+        A,
+        "renaming an absent group",
+        store.rename_group(&gail, "friends", "Other").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "renaming an absent group to an existing name",
+        store.rename_group(&gail, "friends", "Team").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "renaming a group that differs only in case",
+        store.rename_group(&gail, "TEAM", "Other").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "renaming onto an existing group",
+        store.rename_group(&gail, "Pals", "Team").await,
+        StoreError::Conflict(_)
+    );
+    expect_err!(
+        A,
+        "renaming a group to its own name",
+        store.rename_group(&gail, "Pals", "Pals").await,
+        StoreError::Conflict(_)
+    );
+    expect_err!(
+        A,
+        "renaming a group of an unknown owner",
+        store.rename_group(&ghost, "Pals", "Other").await,
+        StoreError::NotFound(_)
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await.len(),
+        4,
+        "conformance[{A}]: refused renames change nothing"
+    );
+    assert!(
+        ok(A, "list contacts", store.list_contacts(&gail).await)
+            .iter()
+            .all(|c| c.group.as_deref() == Some("Pals")),
+        "conformance[{A}]: refused renames must not move contacts"
+    );
+
+    // Remove: the contacts stay, ungrouped, and are counted.
+    assert_eq!(
+        ok(A, "remove Pals", store.remove_group(&gail, "Pals").await),
+        2,
+        "conformance[{A}]: remove_group returns how many contacts it ungrouped"
+    );
+    assert_eq!(
+        ok(A, "list contacts", store.list_contacts(&gail).await),
+        vec![
+            contact(&gail, ext, None, Some("external"), 300),
+            contact(&gail, &hugo, None, Some("workgroup"), 200)
+        ],
+        "conformance[{A}]: remove_group keeps its contacts in the list, ungrouped, with their level and added_ms"
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Team", 101),
+            group(&gail, "Work", 200),
+            group(&gail, "team", 102)
+        ],
+        "conformance[{A}]: remove_group deletes exactly its group"
+    );
+    assert_eq!(
+        ok(
+            A,
+            "remove an empty group",
+            store.remove_group(&gail, "Work").await
+        ),
+        0
+    );
+    expect_err!(
+        A,
+        "removing a removed group",
+        store.remove_group(&gail, "Pals").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "removing a group that differs only in case",
+        store.remove_group(&gail, "TEAM").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "removing a group of an unknown owner",
+        store.remove_group(&ghost, "Team").await,
+        StoreError::NotFound(_)
+    );
+    assert_eq!(
+        ok(A, "hugo's list", store.list_contacts(&hugo).await),
+        vec![h_gail],
+        "conformance[{A}]: remove_group must not touch another owner's contacts"
+    );
+    assert_eq!(
+        groups_of(hugo.clone()).await,
+        vec![group(&hugo, "friends", 103)]
+    );
+
+    // A removed group can be created again, and filing a contact recreates it.
+    ok(A, "re-add Pals", store.add_group(&gail, "Pals", 700).await);
+    ok(
+        A,
+        "file ext under Work again",
+        store
+            .upsert_contact(&contact(&gail, ext, Some("Work"), None, 800), 3)
+            .await,
+    );
+    assert_eq!(
+        groups_of(gail.clone()).await,
+        vec![
+            group(&gail, "Pals", 700),
+            group(&gail, "Team", 101),
+            group(&gail, "Work", 800),
+            group(&gail, "team", 102)
+        ]
+    );
+}
+
+fn session(
+    token_hash: &str,
+    user: &str,
+    created_ms: i64,
+    expires_ms: i64,
+    client: Option<&str>,
+) -> WebSessionRecord {
+    WebSessionRecord {
+        token_hash: token_hash.to_owned(),
+        user: user.to_owned(),
+        created_ms,
+        expires_ms,
+        client: client.map(str::to_owned),
+    }
+}
+
+/// Web sessions: round trip, lookups of expired sessions, per-user order,
+/// refusals, revocation one by one and per user, the purge boundary, and a
+/// password change (only that) ending a user's sessions. Expiry times are in
+/// 70_000..80_000, a range no other area uses.
+pub async fn web_sessions(store: &dyn Store) {
+    const A: &str = "web_sessions";
+    let dom = "web.conformance.test";
+    let wanda = format!("wanda@{dom}");
+    let xavier = format!("xavier@{dom}");
+    let ghost = format!("ghost@{dom}");
+    ok(A, "add domain", store.add_domain(dom, 1).await);
+    for u in [&wanda, &xavier] {
+        ok(A, "add user", store.add_user(&new_user(u, None, 1)).await);
+    }
+    let get =
+        |hash: &'static str| async move { ok(A, "look up session", store.web_session(hash).await) };
+    let of =
+        |user: String| async move { ok(A, "list sessions", store.web_sessions_of(&user).await) };
+    assert_eq!(get("web-none").await, None);
+    assert!(of(wanda.clone()).await.is_empty());
+
+    // Created out of order; two share a creation time.
+    let w1 = session(
+        "web-w1-f0e1",
+        &wanda,
+        70_300,
+        FAR_MS,
+        Some("Firefox/128 \"Zoë\" – 日本"),
+    );
+    let w2 = session("web-w2-9a8b", &wanda, 70_100, 71_000, None);
+    let w3 = session("web-w0-77aa", &wanda, 70_300, FAR_MS, Some("curl"));
+    let x1 = session("web-x1-0001", &xavier, 70_050, 71_000, Some("Safari"));
+    for s in [&w1, &w2, &w3, &x1] {
+        ok(A, "create session", store.create_web_session(s).await);
+    }
+    assert_eq!(
+        get("web-w1-f0e1").await,
+        Some(w1.clone()),
+        "conformance[{A}]: a session must round-trip every field"
+    );
+    assert_eq!(get("web-w2-9a8b").await, Some(w2.clone()));
+    assert_eq!(
+        of(wanda.clone()).await,
+        vec![w2.clone(), w3.clone(), w1.clone()],
+        "conformance[{A}]: web_sessions_of lists one user's sessions oldest first, ties by token hash"
+    );
+    assert_eq!(of(xavier.clone()).await, vec![x1.clone()]);
+    assert!(
+        of(ghost.clone()).await.is_empty(),
+        "conformance[{A}]: an unknown user has no sessions"
+    );
+
+    let stray = session("web-ghost", &ghost, 70_000, FAR_MS, None);
+    expect_err!(
+        A,
+        "a session for an unknown user",
+        store.create_web_session(&stray).await,
+        StoreError::NotFound(_)
+    );
+    assert_eq!(
+        get("web-ghost").await,
+        None,
+        "conformance[{A}]: a refused session must not be stored"
+    );
+    let dup = session("web-w1-f0e1", &xavier, 70_900, 79_999, Some("Impostor"));
+    let e = expect_err!(
+        A,
+        "a session with an existing token hash",
+        store.create_web_session(&dup).await,
+        StoreError::Conflict(_)
+    );
+    let text = format!("{e} {e:?}");
+    assert!(
+        !text.contains(&dup.token_hash),
+        "conformance[{A}]: an error message must not quote a token hash: {text}"
+    );
+    assert_eq!(
+        get("web-w1-f0e1").await,
+        Some(w1.clone()),
+        "conformance[{A}]: a duplicate token hash must not overwrite the session"
+    );
+    assert_eq!(of(xavier.clone()).await, vec![x1.clone()]);
+
+    // Expiry: lookups return expired sessions; the purge takes exactly those
+    // with expires_ms <= now, counted.
+    let w4 = session("web-w4-5555", &wanda, 70_400, 71_001, None);
+    ok(A, "create w4", store.create_web_session(&w4).await);
+    ok(
+        A,
+        "purge anything older",
+        store.purge_expired_web_sessions(70_999).await,
+    );
+    assert_eq!(
+        get("web-w2-9a8b").await,
+        Some(w2.clone()),
+        "conformance[{A}]: a session is not purged before its expiry"
+    );
+    assert_eq!(
+        ok(
+            A,
+            "purge at 71000",
+            store.purge_expired_web_sessions(71_000).await
+        ),
+        2,
+        "conformance[{A}]: purge must delete and count the sessions with expires_ms <= now"
+    );
+    assert_eq!(
+        ok(
+            A,
+            "purge again",
+            store.purge_expired_web_sessions(71_000).await
+        ),
+        0,
+        "conformance[{A}]: a second purge finds nothing"
+    );
+    assert_eq!(get("web-w2-9a8b").await, None);
+    assert!(of(xavier.clone()).await.is_empty());
+    assert_eq!(
+        of(wanda.clone()).await,
+        vec![w3.clone(), w1.clone(), w4.clone()],
+        "conformance[{A}]: purge must keep sessions expiring later"
+    );
+    assert_eq!(
+        get("web-w4-5555").await,
+        Some(w4.clone()),
+        "conformance[{A}]: web_session returns a session whatever its expiry (the caller checks it)"
+    );
+
+    // Revocation.
+    ok(
+        A,
+        "revoke w3",
+        store.revoke_web_session("web-w0-77aa").await,
+    );
+    assert_eq!(get("web-w0-77aa").await, None);
+    expect_err!(
+        A,
+        "revoking a revoked session",
+        store.revoke_web_session("web-w0-77aa").await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "revoking a purged session",
+        store.revoke_web_session("web-w2-9a8b").await,
+        StoreError::NotFound(_)
+    );
+    let x2 = session("web-x2-0002", &xavier, 70_500, FAR_MS, None);
+    ok(A, "create x2", store.create_web_session(&x2).await);
+    assert_eq!(
+        ok(
+            A,
+            "revoke all of wanda's",
+            store.revoke_web_sessions_of(&wanda).await
+        ),
+        2,
+        "conformance[{A}]: revoke_web_sessions_of returns how many it revoked"
+    );
+    assert!(of(wanda.clone()).await.is_empty());
+    assert_eq!(get("web-w1-f0e1").await, None);
+    assert_eq!(
+        of(xavier.clone()).await,
+        vec![x2.clone()],
+        "conformance[{A}]: revoke_web_sessions_of must not touch other users"
+    );
+    assert_eq!(
+        ok(
+            A,
+            "revoke again",
+            store.revoke_web_sessions_of(&wanda).await
+        ),
+        0
+    );
+    assert_eq!(
+        ok(
+            A,
+            "revoke an unknown user's",
+            store.revoke_web_sessions_of(&ghost).await
+        ),
+        0,
+        "conformance[{A}]: an unknown user has no sessions to revoke"
+    );
+    ok(
+        A,
+        "a revoked hash can be used again",
+        store.create_web_session(&w1).await,
+    );
+
+    // Only a password change ends a user's sessions, and only that user's.
+    let w5 = session("web-w5-6666", &wanda, 70_600, FAR_MS, None);
+    ok(A, "create w5", store.create_web_session(&w5).await);
+    ok(
+        A,
+        "rename wanda",
+        store.set_display_name(&wanda, Some("Wanda")).await,
+    );
+    ok(A, "grant wanda", store.set_admin(&wanda, true).await);
+    assert_eq!(
+        of(wanda.clone()).await,
+        vec![w1.clone(), w5.clone()],
+        "conformance[{A}]: set_display_name and set_admin must keep the sessions"
+    );
+    let mut twice = creds(&wanda, "v3");
+    twice.ha1.push(twice.ha1[0].clone());
+    expect_err!(
+        A,
+        "a refused password change",
+        store.set_credentials(&wanda, &twice).await,
+        StoreError::Conflict(_)
+    );
+    assert_eq!(
+        of(wanda.clone()).await,
+        vec![w1.clone(), w5.clone()],
+        "conformance[{A}]: a refused set_credentials must keep the sessions"
+    );
+    ok(
+        A,
+        "change wanda's password",
+        store.set_credentials(&wanda, &creds(&wanda, "v2")).await,
+    );
+    assert!(
+        of(wanda.clone()).await.is_empty(),
+        "conformance[{A}]: set_credentials must delete the user's web sessions"
+    );
+    assert_eq!(get("web-w5-6666").await, None);
+    assert_eq!(
+        of(xavier.clone()).await,
+        vec![x2],
+        "conformance[{A}]: set_credentials must not touch other users' sessions"
+    );
+}
+
 /// `remove_user` takes everything of the user with it (credentials, bindings, its
-/// contact list, entries naming it, messages to it, user-scope policies) and
-/// nothing of anyone else's; a user re-created at the address starts clean.
+/// contact list and groups, entries naming it, messages to it, user-scope
+/// policies, web sessions, the administrator role) and nothing of anyone else's;
+/// a user re-created at the address starts clean.
 pub async fn remove_user_cascades(store: &dyn Store) {
     const A: &str = "remove_user";
     let dom = "cas.conformance.test";
@@ -1344,6 +2004,35 @@ pub async fn remove_user_cascades(store: &dyn Store) {
         store
             .set_policy("conformance.cascade2", &pv, &json!(4))
             .await,
+    );
+    ok(
+        A,
+        "vic's empty group",
+        store.add_group(&vic, "Empty", 1).await,
+    );
+    ok(
+        A,
+        "sam's empty group",
+        store.add_group(&sam, "Empty", 1).await,
+    );
+    let vs = WebSessionRecord {
+        token_hash: "cas-vic".to_owned(),
+        user: vic.clone(),
+        created_ms: 1,
+        expires_ms: FAR_MS,
+        client: None,
+    };
+    let ss = WebSessionRecord {
+        token_hash: "cas-sam".to_owned(),
+        user: sam.clone(),
+        ..vs.clone()
+    };
+    ok(A, "vic's session", store.create_web_session(&vs).await);
+    ok(A, "sam's session", store.create_web_session(&ss).await);
+    ok(
+        A,
+        "vic is an administrator",
+        store.set_admin(&vic, true).await,
     );
 
     ok(A, "remove vic", store.remove_user(&vic).await);
@@ -1425,6 +2114,29 @@ pub async fn remove_user_cascades(store: &dyn Store) {
         None,
         "conformance[{A}]: its user-scope policies of every kind must go"
     );
+    assert!(
+        ok(A, "vic's groups", store.list_groups(&vic).await).is_empty(),
+        "conformance[{A}]: its groups must go"
+    );
+    assert_eq!(
+        ok(A, "sam's groups", store.list_groups(&sam).await)
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Empty", "G"],
+        "conformance[{A}]: other users' groups must stay, even one its removal emptied"
+    );
+    assert_eq!(
+        ok(A, "vic's session", store.web_session("cas-vic").await),
+        None,
+        "conformance[{A}]: its web sessions must go"
+    );
+    assert!(ok(A, "vic's sessions", store.web_sessions_of(&vic).await).is_empty());
+    assert_eq!(
+        ok(A, "sam's session", store.web_session("cas-sam").await),
+        Some(ss),
+        "conformance[{A}]: other users' web sessions must stay"
+    );
 
     ok(
         A,
@@ -1443,15 +2155,23 @@ pub async fn remove_user_cascades(store: &dyn Store) {
             .any(|b| b.aor == vic),
         "conformance[{A}]: a re-created user must start without bindings"
     );
+    assert!(ok(A, "new vic's groups", store.list_groups(&vic).await).is_empty());
+    assert!(ok(A, "new vic's sessions", store.web_sessions_of(&vic).await).is_empty());
+    assert_eq!(
+        ok(A, "new vic", store.get_user(&vic).await).map(|u| u.admin),
+        Some(false),
+        "conformance[{A}]: a re-created user must start without the administrator role"
+    );
 }
 
 async fn seq(store: &dyn Store) -> i64 {
     ok("change_seq", "read change_seq", store.change_seq().await)
 }
 
-/// The change sequence grows on every directory, policy and contact change,
-/// and stays put for bindings, offline messages, failed calls, reads and health
-/// checks (those must not make every server reload its caches).
+/// The change sequence grows on every directory, policy, contact and group change
+/// (the administrator role included), and stays put for bindings, offline
+/// messages, web sessions, failed calls, reads and health checks (those must not
+/// make every server reload its caches).
 pub async fn change_seq(store: &dyn Store) {
     const A: &str = "change_seq";
     let dom = "seq.conformance.test";
@@ -1558,14 +2278,90 @@ pub async fn change_seq(store: &dyn Store) {
         "remove_contact of a removed contact",
         store.remove_contact(&u, &v)
     );
+    bumps!("set_admin", store.set_admin(&u, true));
+    bumps!("set_admin (same value again)", store.set_admin(&u, true));
+    bumps!("set_admin (withdraw)", store.set_admin(&u, false));
+    refused!(
+        "set_admin of an unknown user",
+        store.set_admin(&format!("x@{dom}"), true)
+    );
+    bumps!(
+        "upsert_contact (creating a group)",
+        store.upsert_contact(&contact(&u, &v, Some("New"), None, 1), 1)
+    );
+    bumps!("add_group", store.add_group(&u, "H", 1));
+    refused!("a duplicate add_group", store.add_group(&u, "H", 1));
+    refused!(
+        "add_group of an unknown owner",
+        store.add_group(&format!("x@{dom}"), "H", 1)
+    );
+    bumps!("rename_group", store.rename_group(&u, "H", "I"));
+    refused!(
+        "rename_group of an absent group",
+        store.rename_group(&u, "H", "J")
+    );
+    refused!(
+        "rename_group onto an existing group",
+        store.rename_group(&u, "I", "New")
+    );
+    bumps!("remove_group (empty)", store.remove_group(&u, "I"));
+    bumps!(
+        "remove_group (with a contact)",
+        store.remove_group(&u, "New")
+    );
+    refused!(
+        "remove_group of a removed group",
+        store.remove_group(&u, "I")
+    );
+    bumps!("remove_contact", store.remove_contact(&u, &v));
 
     keeps!("reads", async {
         store.list_users().await?;
         store.all_credentials().await?;
         store.list_policies(kind).await?;
         store.get_user(&u).await?;
+        store.list_groups(&u).await?;
+        store.web_session("seq-none").await?;
+        store.web_sessions_of(&u).await?;
         store.list_contacts(&u).await
     });
+    let ws = WebSessionRecord {
+        token_hash: "seq-1".to_owned(),
+        user: u.clone(),
+        created_ms: 1,
+        expires_ms: 10,
+        client: None,
+    };
+    keeps!("create_web_session", store.create_web_session(&ws));
+    refused!(
+        "create_web_session with an existing hash",
+        store.create_web_session(&ws)
+    );
+    refused!(
+        "create_web_session for an unknown user",
+        store.create_web_session(&WebSessionRecord {
+            token_hash: "seq-2".to_owned(),
+            user: format!("x@{dom}"),
+            ..ws.clone()
+        })
+    );
+    keeps!("revoke_web_session", store.revoke_web_session("seq-1"));
+    refused!(
+        "revoke_web_session of a revoked session",
+        store.revoke_web_session("seq-1")
+    );
+    keeps!("create_web_session", store.create_web_session(&ws));
+    let revoked = keeps!("revoke_web_sessions_of", store.revoke_web_sessions_of(&u));
+    assert_eq!(revoked, 1);
+    keeps!("create_web_session", store.create_web_session(&ws));
+    let purged = keeps!(
+        "purge_expired_web_sessions",
+        store.purge_expired_web_sessions(10)
+    );
+    assert!(
+        purged >= 1,
+        "conformance[{A}]: purge_expired_web_sessions(10) must take the session expiring at 10"
+    );
     keeps!("health", store.health());
     let b = binding(&u, "sip:u@192.0.2.9", 10);
     keeps!(

@@ -10,7 +10,9 @@
 //! - times are Unix milliseconds (`i64`);
 //! - every method that changes directory, policy or contact data bumps the
 //!   store-wide change sequence ([`Store::change_seq`]) so that a running server
-//!   notices edits made by the command-line tool without a restart.
+//!   notices edits made by the command-line tool without a restart. Bindings,
+//!   offline messages and web sessions do not: servers do not cache them, and
+//!   they change far too often to make every server reload its caches.
 
 pub mod archive;
 pub mod conformance;
@@ -40,11 +42,21 @@ pub trait Directory: Send + Sync {
     /// `Conflict` if the address exists.
     async fn add_user(&self, user: &NewUser) -> StoreResult<()>;
     /// Removes a user and everything that belongs to it (credentials, bindings,
-    /// contacts it owns, entries naming it in other users' contact lists, offline
-    /// messages addressed to it, user-scope policies); `NotFound` if absent.
+    /// contacts and contact groups it owns, entries naming it in other users'
+    /// contact lists, offline messages addressed to it, user-scope policies, web
+    /// sessions); `NotFound` if absent.
     async fn remove_user(&self, address: &str) -> StoreResult<()>;
-    /// Replaces a user's credentials (password change).
+    /// Replaces a user's credentials (password change). Also deletes the user's
+    /// web sessions, in the same transaction: a password change is how a user
+    /// locks out whoever learnt the old password, and a session opened with it
+    /// must not outlive it.
     async fn set_credentials(&self, address: &str, creds: &Credentials) -> StoreResult<()>;
+    /// Grants or withdraws the administrator role (web admin API); `NotFound` if no
+    /// such user. Bumps change_seq like every directory change, so that a running
+    /// server notices a role granted or withdrawn by the command-line tool if it
+    /// caches users. Setting the value the user already has succeeds (and still
+    /// bumps, as `set_policy` with the same document does).
+    async fn set_admin(&self, address: &str, admin: bool) -> StoreResult<()>;
     /// Changes the display name (None clears it).
     async fn set_display_name(&self, address: &str, name: Option<&str>) -> StoreResult<()>;
     /// One user, `None` if absent.
@@ -111,10 +123,16 @@ pub trait OfflineMessages: Send + Sync {
 }
 
 /// Server-stored contact lists with groups and per-contact privacy levels.
+///
+/// Every group named by a contact exists as a group of the same owner (see
+/// [`Contacts::list_groups`]); groups may also be empty.
 #[async_trait]
 pub trait Contacts: Send + Sync {
     /// Adds or updates `contact` in `owner`'s list; `Limit` if the list already
-    /// holds `max_contacts` entries and `contact` is new.
+    /// holds `max_contacts` entries and `contact` is new. If `entry.group` names a
+    /// group the owner does not have yet, the group is created (with
+    /// `entry.added_ms` as its creation time), so a client that files a contact
+    /// under a new name does not need a separate call.
     async fn upsert_contact(&self, entry: &ContactRecord, max_contacts: u32) -> StoreResult<()>;
     /// Removes a contact; `NotFound` if absent.
     async fn remove_contact(&self, owner: &str, contact: &str) -> StoreResult<()>;
@@ -125,11 +143,64 @@ pub trait Contacts: Send + Sync {
     async fn all_contacts(&self) -> StoreResult<Vec<ContactRecord>>;
     /// Every contact entry naming `contact` (who has this person in their list).
     async fn contacts_naming(&self, contact: &str) -> StoreResult<Vec<ContactRecord>>;
+
+    /// The owner's groups sorted by name (byte-wise). Groups named by contacts exist
+    /// too: upsert_contact with a group that does not exist yet creates it.
+    /// An unknown owner has no groups (an empty list, not `NotFound`), as with
+    /// [`Contacts::list_contacts`].
+    async fn list_groups(&self, owner: &str) -> StoreResult<Vec<GroupRecord>>;
+    /// Creates an empty group; `Conflict` if it exists, `NotFound` if the owner is
+    /// not a user. Bumps change_seq. Lets a client create a group before putting
+    /// anyone in it.
+    async fn add_group(&self, owner: &str, name: &str, now_ms: i64) -> StoreResult<()>;
+    /// Renames a group and moves its contacts with it; `NotFound` if absent,
+    /// `Conflict` if `new` exists (renaming a group to its own name included).
+    /// Bumps change_seq. One transaction, so no reader sees contacts in a group
+    /// that does not exist; the group keeps its `created_ms`. Merging two groups
+    /// is not a rename: the caller moves the contacts and removes the group.
+    async fn rename_group(&self, owner: &str, old: &str, new: &str) -> StoreResult<()>;
+    /// Deletes a group; its contacts stay in the list, ungrouped. Returns how many
+    /// contacts were ungrouped; `NotFound` if absent. Bumps change_seq. Deleting a
+    /// group is about the filing, not the people: removing contacts is a separate,
+    /// deliberate act.
+    async fn remove_group(&self, owner: &str, name: &str) -> StoreResult<u64>;
+}
+
+/// Signed-in web clients, looked up by a hash of their bearer token.
+///
+/// None of these calls moves the change sequence: sessions are not cached
+/// directory data, and signing in or out must not make every server reload its
+/// caches. Sessions of a user go with the user ([`Directory::remove_user`]) and
+/// with a password change ([`Directory::set_credentials`]).
+#[async_trait]
+pub trait WebSessions: Send + Sync {
+    /// `NotFound` if the user does not exist, `Conflict` if the hash exists.
+    /// A session cannot be opened for a user who is not there (or was just
+    /// removed), and an existing session is never overwritten.
+    async fn create_web_session(&self, session: &WebSessionRecord) -> StoreResult<()>;
+    /// The session with this token hash, expired or not (the caller checks expiry
+    /// against its clock).
+    async fn web_session(&self, token_hash: &str) -> StoreResult<Option<WebSessionRecord>>;
+    /// A user's sessions, oldest first (by `created_ms`, then by token hash
+    /// byte-wise so that the order is the same on every backend). An unknown user
+    /// has none. Expired sessions are included until purged.
+    async fn web_sessions_of(&self, user: &str) -> StoreResult<Vec<WebSessionRecord>>;
+    /// Revokes one session; `NotFound` if absent (already revoked, purged, or never
+    /// created), so that a caller can tell a stale sign-out.
+    async fn revoke_web_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Revokes all of a user's sessions ("sign out everywhere", an administrator
+    /// locking an account); returns how many. An unknown user has none: 0.
+    async fn revoke_web_sessions_of(&self, user: &str) -> StoreResult<u64>;
+    /// Deletes sessions whose expiry is at or before `now_ms`; returns how many.
+    /// Expiry is enforced by the caller on lookup; this only keeps the table small.
+    async fn purge_expired_web_sessions(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// The whole storage surface a server needs.
 #[async_trait]
-pub trait Store: Directory + Registrations + Policies + OfflineMessages + Contacts {
+pub trait Store:
+    Directory + Registrations + Policies + OfflineMessages + Contacts + WebSessions
+{
     /// A number that grows whenever directory, policy or contact data changes,
     /// from this process or another (the CLI). Servers poll it to refresh caches.
     async fn change_seq(&self) -> StoreResult<i64>;

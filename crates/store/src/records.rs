@@ -46,6 +46,10 @@ pub struct UserRecord {
     pub address: String,
     pub display_name: Option<String>,
     pub created_ms: i64,
+    /// Holds the administrator role of the web admin API. False for users created
+    /// by [`crate::Directory::add_user`]: the role is only ever granted explicitly
+    /// ([`crate::Directory::set_admin`]), never by default.
+    pub admin: bool,
 }
 
 /// One registered contact of an address of record.
@@ -161,4 +165,36 @@ pub struct ContactRecord {
     /// `colleagues`, `workgroup`, `family`); None means the default for the relationship.
     pub level: Option<String>,
     pub added_ms: i64,
+}
+
+/// A named group of a user's contact list (it may be empty).
+///
+/// Groups exist on their own, not only as a label on contacts, so that a client
+/// can create a group before putting anyone in it and keep it when it empties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The user whose list it belongs to.
+    pub owner: String,
+    /// Unique within the owner's list; compared byte-wise (`Team` and `team`
+    /// are two groups).
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// A signed-in web client. Only a hash of the bearer token is stored, so a copy
+/// of the database does not hand out sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSessionRecord {
+    /// Hash of the bearer token, computed by the web front door; the store only
+    /// compares it and never sees the token.
+    pub token_hash: String,
+    /// The signed-in user's address.
+    pub user: String,
+    pub created_ms: i64,
+    /// When the session stops being valid. The store returns expired sessions
+    /// until they are purged; the caller checks expiry against its own clock.
+    pub expires_ms: i64,
+    /// What signed in (a user agent or a label the client chose), to help a user
+    /// recognise their sessions; None if unknown.
+    pub client: Option<String>,
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{
-    BindingChange, BindingRecord, ContactRecord, Contacts, Credentials, Directory, Ha1,
-    NewOfflineMessage, NewUser, OfflineMessages, Registrations, Store, StoreError, conformance,
+    BindingChange, BindingRecord, ContactRecord, Contacts, Credentials, Directory, GroupRecord,
+    Ha1, NewOfflineMessage, NewUser, OfflineMessages, Registrations, Store, StoreError,
+    WebSessionRecord, WebSessions, conformance,
 };
 
 const FAR_MS: i64 = 4_000_000_000_000;
@@ -94,6 +95,9 @@ async fn conformance_areas_pass_each_on_a_fresh_store() {
     for (i, area) in [
         "change_seq",
         "remove_user",
+        "web_sessions",
+        "groups",
+        "admin",
         "contacts",
         "offline",
         "policies",
@@ -107,6 +111,9 @@ async fn conformance_areas_pass_each_on_a_fresh_store() {
         match *area {
             "change_seq" => conformance::change_seq(&store).await,
             "remove_user" => conformance::remove_user_cascades(&store).await,
+            "web_sessions" => conformance::web_sessions(&store).await,
+            "groups" => conformance::groups(&store).await,
+            "admin" => conformance::admin(&store).await,
             "contacts" => conformance::contacts(&store).await,
             "offline" => conformance::offline(&store).await,
             "policies" => conformance::policies(&store).await,
@@ -529,4 +536,182 @@ async fn a_separate_process_sees_and_makes_changes() {
     let pending = store.pending_offline("parent@example.com").await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].body, b"from the child");
+}
+
+/// Opens `path` as a raw pool (foreign keys on, as the store has them), for
+/// tests that must see or shape the schema beneath the store.
+async fn raw_pool(path: &Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_version_1_database_keeps_its_data_and_lists_the_groups_contacts_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+
+    // A database as the first release left it: only migration 1 applied, by the
+    // same migrator (same checksum), with contacts filed under groups.
+    let v1 = dir.path().join("migrations-v1");
+    std::fs::create_dir(&v1).unwrap();
+    let initial = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite/0001_initial.sql");
+    std::fs::copy(&initial, v1.join("0001_initial.sql")).unwrap();
+    let raw = raw_pool(&path).await;
+    sqlx::migrate::Migrator::new(v1.as_path())
+        .await
+        .unwrap()
+        .run(&raw)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO domains (name, created_ms) VALUES ('example.com', 1)",
+        "INSERT INTO users (address, domain, password_hash, created_ms) \
+         VALUES ('alice@example.com', 'example.com', 'h', 2), \
+                ('bob@example.com', 'example.com', 'h', 3)",
+        "INSERT INTO contacts (owner, contact, group_name, level, added_ms) VALUES \
+         ('alice@example.com', 'bob@example.com', 'Team', 'workgroup', 50), \
+         ('alice@example.com', 'ext@partner.example', 'Team', NULL, 40), \
+         ('alice@example.com', 'carol@partner.example', 'friends', NULL, 70), \
+         ('alice@example.com', 'dave@partner.example', NULL, NULL, 60), \
+         ('bob@example.com', 'alice@example.com', 'Team', NULL, 90)",
+        "UPDATE meta SET value = 7 WHERE name = 'change_seq'",
+    ] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+
+    let store = open(&path).await;
+    assert_eq!(
+        store.list_groups("alice@example.com").await.unwrap(),
+        vec![
+            GroupRecord {
+                owner: "alice@example.com".to_owned(),
+                name: "Team".to_owned(),
+                created_ms: 40,
+            },
+            GroupRecord {
+                owner: "alice@example.com".to_owned(),
+                name: "friends".to_owned(),
+                created_ms: 70,
+            },
+        ],
+        "one group per name in use, created when its oldest contact was added"
+    );
+    assert_eq!(
+        store.list_groups("bob@example.com").await.unwrap(),
+        vec![GroupRecord {
+            owner: "bob@example.com".to_owned(),
+            name: "Team".to_owned(),
+            created_ms: 90,
+        }]
+    );
+    let users = store.list_users().await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(
+        users.iter().all(|u| !u.admin),
+        "existing users are not administrators"
+    );
+    let contacts = store.list_contacts("alice@example.com").await.unwrap();
+    assert_eq!(contacts.len(), 4, "contacts are kept: {contacts:?}");
+    assert_eq!(contacts[0].contact, "dave@partner.example");
+    assert_eq!(contacts[1].group.as_deref(), Some("Team"));
+    assert_eq!(contacts[1].level.as_deref(), Some("workgroup"));
+    assert_eq!(store.change_seq().await.unwrap(), 7);
+
+    // The new tables work on the upgraded file, and survive reopening.
+    store
+        .create_web_session(&WebSessionRecord {
+            token_hash: "h1".to_owned(),
+            user: "alice@example.com".to_owned(),
+            created_ms: 1,
+            expires_ms: FAR_MS,
+            client: None,
+        })
+        .await
+        .unwrap();
+    store
+        .rename_group("alice@example.com", "Team", "Work")
+        .await
+        .unwrap();
+    store.set_admin("bob@example.com", true).await.unwrap();
+    store.close().await;
+    let store = open(&path).await;
+    assert!(store.web_session("h1").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .list_contacts("alice@example.com")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.group.as_deref() == Some("Work"))
+            .count(),
+        2
+    );
+    assert!(
+        store
+            .get_user("bob@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .admin
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_cascades_groups_and_web_sessions_with_their_user() {
+    // remove_user deletes them itself; the foreign keys are the safety net for
+    // anything else that deletes a user row.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    store.add_domain("example.com", 1).await.unwrap();
+    store.add_user(&user("alice@example.com")).await.unwrap();
+    store.add_user(&user("bob@example.com")).await.unwrap();
+    for who in ["alice@example.com", "bob@example.com"] {
+        store.add_group(who, "Empty", 1).await.unwrap();
+        store
+            .create_web_session(&WebSessionRecord {
+                token_hash: format!("hash-{who}"),
+                user: who.to_owned(),
+                created_ms: 1,
+                expires_ms: FAR_MS,
+                client: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    let raw = raw_pool(&path).await;
+    sqlx::query("DELETE FROM users WHERE address = 'alice@example.com'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    assert!(
+        store
+            .list_groups("alice@example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .web_session("hash-alice@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.list_groups("bob@example.com").await.unwrap().len(), 1);
+    assert!(
+        store
+            .web_session("hash-bob@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -1,10 +1,10 @@
 //! Server-stored contact lists.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{SqliteStore, bump_change_seq, col, db, user_exists};
-use crate::{ContactRecord, Contacts, StoreError, StoreResult};
+use crate::{ContactRecord, Contacts, GroupRecord, StoreError, StoreResult};
 
 fn contact_from_row(row: &SqliteRow) -> StoreResult<ContactRecord> {
     Ok(ContactRecord {
@@ -14,6 +14,27 @@ fn contact_from_row(row: &SqliteRow) -> StoreResult<ContactRecord> {
         level: col(row, "level")?,
         added_ms: col(row, "added_ms")?,
     })
+}
+
+fn group_from_row(row: &SqliteRow) -> StoreResult<GroupRecord> {
+    Ok(GroupRecord {
+        owner: col(row, "owner")?,
+        name: col(row, "name")?,
+        created_ms: col(row, "created_ms")?,
+    })
+}
+
+/// Whether `owner` has a group called `name` (inside the caller's transaction).
+async fn group_exists(conn: &mut SqliteConnection, owner: &str, name: &str) -> StoreResult<bool> {
+    let n = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM contact_groups WHERE owner = ? AND name = ?",
+    )
+    .bind(owner)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .map_err(db("look up contact group"))?;
+    Ok(n > 0)
 }
 
 /// Contact lists of the SQLite store.
@@ -27,6 +48,13 @@ fn contact_from_row(row: &SqliteRow) -> StoreResult<ContactRecord> {
 ///   when the entry is new, so editing a full list still works.
 /// - `list_contacts` puts ungrouped entries first, then groups byte-wise, each by
 ///   contact address; `contacts_naming` is sorted by owner.
+/// - Groups live in `contact_groups`. Every group a contact names has a row
+///   there (no foreign key can say so, see the migration): `upsert_contact`
+///   inserts it if missing, `rename_group` and `remove_group` update the
+///   contacts in the same transaction. Groups survive losing their last contact.
+/// - Group writes check existence explicitly under the write lock (rather than
+///   waiting for a constraint to fail) so that the error kinds and their order are
+///   the documented ones: `NotFound` before `Conflict`.
 #[async_trait]
 impl Contacts for SqliteStore {
     async fn upsert_contact(&self, entry: &ContactRecord, max_contacts: u32) -> StoreResult<()> {
@@ -66,6 +94,19 @@ impl Contacts for SqliteStore {
             .bind(&entry.contact)
             .bind(entry.group.as_deref())
             .bind(entry.level.as_deref())
+            .bind(entry.added_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        }
+        if let Some(group) = entry.group.as_deref() {
+            // A group that exists keeps its creation time.
+            sqlx::query(
+                "INSERT INTO contact_groups (owner, name, created_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (owner, name) DO NOTHING",
+            )
+            .bind(&entry.owner)
+            .bind(group)
             .bind(entry.added_ms)
             .execute(&mut *tx)
             .await
@@ -128,5 +169,91 @@ impl Contacts for SqliteStore {
         .await
         .map_err(db("list all contacts"))?;
         rows.iter().map(contact_from_row).collect()
+    }
+
+    async fn list_groups(&self, owner: &str) -> StoreResult<Vec<GroupRecord>> {
+        let rows = sqlx::query(
+            "SELECT owner, name, created_ms FROM contact_groups WHERE owner = ? ORDER BY name",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list contact groups"))?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    async fn add_group(&self, owner: &str, name: &str, now_ms: i64) -> StoreResult<()> {
+        let what = "add contact group";
+        let mut tx = self.begin_write(what).await?;
+        if !user_exists(&mut tx, owner).await? {
+            return Err(StoreError::NotFound(format!("user {owner}")));
+        }
+        if group_exists(&mut tx, owner, name).await? {
+            return Err(StoreError::Conflict(format!(
+                "{owner} already has a group {name:?}"
+            )));
+        }
+        sqlx::query("INSERT INTO contact_groups (owner, name, created_ms) VALUES (?, ?, ?)")
+            .bind(owner)
+            .bind(name)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        bump_change_seq(&mut tx).await?;
+        tx.commit().await.map_err(db(what))
+    }
+
+    async fn rename_group(&self, owner: &str, old: &str, new: &str) -> StoreResult<()> {
+        let what = "rename contact group";
+        let mut tx = self.begin_write(what).await?;
+        if !group_exists(&mut tx, owner, old).await? {
+            return Err(StoreError::NotFound(format!("group {old:?} of {owner}")));
+        }
+        if group_exists(&mut tx, owner, new).await? {
+            return Err(StoreError::Conflict(format!(
+                "{owner} already has a group {new:?}"
+            )));
+        }
+        sqlx::query("UPDATE contact_groups SET name = ? WHERE owner = ? AND name = ?")
+            .bind(new)
+            .bind(owner)
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        sqlx::query("UPDATE contacts SET group_name = ? WHERE owner = ? AND group_name = ?")
+            .bind(new)
+            .bind(owner)
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        bump_change_seq(&mut tx).await?;
+        tx.commit().await.map_err(db(what))
+    }
+
+    async fn remove_group(&self, owner: &str, name: &str) -> StoreResult<u64> {
+        let what = "remove contact group";
+        let mut tx = self.begin_write(what).await?;
+        let done = sqlx::query("DELETE FROM contact_groups WHERE owner = ? AND name = ?")
+            .bind(owner)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("group {name:?} of {owner}")));
+        }
+        let ungrouped =
+            sqlx::query("UPDATE contacts SET group_name = NULL WHERE owner = ? AND group_name = ?")
+                .bind(owner)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(what))?;
+        bump_change_seq(&mut tx).await?;
+        tx.commit().await.map_err(db(what))?;
+        Ok(ungrouped.rows_affected())
     }
 }

@@ -53,6 +53,7 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
         address: col(row, "address")?,
         display_name: col(row, "display_name")?,
         created_ms: col(row, "created_ms")?,
+        admin: col(row, "admin")?,
     })
 }
 
@@ -61,12 +62,16 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
 /// - `add_user` derives the user's domain from the part of the address after its
 ///   last `@`; an address without one, or whose domain is not served, is
 ///   `NotFound`.
-/// - `remove_user`, `set_credentials` and `set_display_name` of an unknown user are
-///   `NotFound`.
+/// - `remove_user`, `set_credentials`, `set_display_name` and `set_admin` of an
+///   unknown user are `NotFound`.
 /// - `remove_user` removes, in one transaction, the user, its HA1 rows, its
-///   registrar bindings, the contacts it owns, every contact entry naming it in
-///   other users' lists, the offline messages addressed to it and its user-scope
-///   policies of every kind. Messages it sent to others stay.
+///   registrar bindings, the contacts and contact groups it owns, every contact
+///   entry naming it in other users' lists, the offline messages addressed to it,
+///   its user-scope policies of every kind and its web sessions. Messages it sent
+///   to others stay; other users' groups stay, even if removing it empties them.
+/// - `set_credentials` deletes the user's web sessions in its transaction; a
+///   refused change (duplicate HA1) keeps them.
+/// - A new user is not an administrator; `set_admin` is the only way to change that.
 /// - HA1 values come back in the order they were given; one (realm, algorithm,
 ///   username) listed twice is `Conflict`.
 #[async_trait]
@@ -164,8 +169,8 @@ impl Directory for SqliteStore {
             )));
         }
         sqlx::query(
-            "INSERT INTO users (address, domain, display_name, password_hash, created_ms) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (address, domain, display_name, password_hash, created_ms, admin) \
+             VALUES (?, ?, ?, ?, ?, FALSE)",
         )
         .bind(address)
         .bind(domain)
@@ -189,11 +194,13 @@ impl Directory for SqliteStore {
         // Children first, explicitly: the result must not depend on the
         // foreign-key pragma, and some of these rows have no foreign key at all.
         let policy_scope = PolicyScope::User(address.to_owned()).key();
-        let deletes: [(&'static str, &str); 7] = [
+        let deletes: [(&'static str, &str); 9] = [
             ("DELETE FROM user_ha1 WHERE address = ?", address),
             ("DELETE FROM bindings WHERE aor = ?", address),
             ("DELETE FROM contacts WHERE owner = ?", address),
             ("DELETE FROM contacts WHERE contact = ?", address),
+            ("DELETE FROM contact_groups WHERE owner = ?", address),
+            ("DELETE FROM web_sessions WHERE user_address = ?", address),
             ("DELETE FROM offline_messages WHERE recipient = ?", address),
             ("DELETE FROM policies WHERE scope = ?", &policy_scope),
             ("DELETE FROM users WHERE address = ?", address),
@@ -227,6 +234,28 @@ impl Directory for SqliteStore {
             .await
             .map_err(db(what))?;
         insert_ha1(&mut tx, address, creds).await?;
+        // Sessions opened with the old password end with it.
+        sqlx::query("DELETE FROM web_sessions WHERE user_address = ?")
+            .bind(address)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        bump_change_seq(&mut tx).await?;
+        tx.commit().await.map_err(db(what))
+    }
+
+    async fn set_admin(&self, address: &str, admin: bool) -> StoreResult<()> {
+        let what = "set administrator role";
+        let mut tx = self.begin_write(what).await?;
+        let done = sqlx::query("UPDATE users SET admin = ? WHERE address = ?")
+            .bind(admin)
+            .bind(address)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {address}")));
+        }
         bump_change_seq(&mut tx).await?;
         tx.commit().await.map_err(db(what))
     }
@@ -248,21 +277,23 @@ impl Directory for SqliteStore {
     }
 
     async fn get_user(&self, address: &str) -> StoreResult<Option<UserRecord>> {
-        let row =
-            sqlx::query("SELECT address, display_name, created_ms FROM users WHERE address = ?")
-                .bind(address)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db("get user"))?;
+        let row = sqlx::query(
+            "SELECT address, display_name, created_ms, admin FROM users WHERE address = ?",
+        )
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("get user"))?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
-        let rows =
-            sqlx::query("SELECT address, display_name, created_ms FROM users ORDER BY address")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("list users"))?;
+        let rows = sqlx::query(
+            "SELECT address, display_name, created_ms, admin FROM users ORDER BY address",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list users"))?;
         rows.iter().map(user_from_row).collect()
     }
 

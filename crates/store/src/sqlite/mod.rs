@@ -20,8 +20,8 @@
 //! Semantics shared with every backend (checked by [`crate::conformance`]):
 //! - addresses and names are stored exactly as given; callers lower-case them;
 //! - text sorts are byte-wise;
-//! - "expired at `now_ms`" means `expires_ms <= now_ms`, for bindings and offline
-//!   messages alike;
+//! - "expired at `now_ms`" means `expires_ms <= now_ms`, for bindings, offline
+//!   messages and web sessions alike;
 //! - a failed call changes nothing and does not move the change sequence.
 
 mod archive;
@@ -30,6 +30,7 @@ mod directory;
 mod offline;
 mod policies;
 mod registrations;
+mod web_sessions;
 
 use std::path::Path;
 use std::str::FromStr;
