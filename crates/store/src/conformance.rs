@@ -424,6 +424,20 @@ pub async fn directory(store: &dyn Store) {
         Some(v2.clone()),
         "conformance[{A}]: set_credentials must replace the hash and every HA1 row"
     );
+    assert_eq!(
+        ok(A, "password hash", store.password_hash(&alice).await),
+        Some(v2.password_hash.clone()),
+        "conformance[{A}]: password_hash must return the current hash"
+    );
+    assert_eq!(
+        ok(
+            A,
+            "password hash of nobody",
+            store.password_hash(&format!("nobody@{dom}")).await
+        ),
+        None,
+        "conformance[{A}]: password_hash of an unknown user is None"
+    );
     let none = Credentials {
         password_hash: v2.password_hash.clone(),
         ha1: Vec::new(),

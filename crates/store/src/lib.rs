@@ -65,6 +65,9 @@ pub trait Directory: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
     /// Credentials of every user, for the authentication cache of a running server.
     async fn all_credentials(&self) -> StoreResult<Vec<(String, Credentials)>>;
+    /// The Argon2id password hash of one user (HTTP sign-in), None if there is
+    /// no such user.
+    async fn password_hash(&self, address: &str) -> StoreResult<Option<String>>;
 }
 
 /// Registrar bindings (RFC 3261 §10), kept so that a restart does not strand

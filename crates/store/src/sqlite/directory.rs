@@ -297,6 +297,14 @@ impl Directory for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn password_hash(&self, address: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE address = ?")
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("get password hash"))
+    }
+
     /// Sorted by address; one snapshot, so a concurrent password change is seen
     /// whole or not at all.
     async fn all_credentials(&self) -> StoreResult<Vec<(String, Credentials)>> {
