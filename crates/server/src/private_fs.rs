@@ -35,7 +35,11 @@ mod tests {
         }
         std::fs::set_permissions(&nested, std::fs::Permissions::from_mode(0o750)).expect("chmod");
         create_private_dir(&nested).expect("again");
-        let mode = std::fs::metadata(&nested).expect("meta").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&nested)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o750);
     }
 }
