@@ -449,7 +449,62 @@ pub async fn purge(
         .await?)
 }
 
+/// Exit code of `archive verify` when the chain is intact but the expected
+/// head (`--expect-head`) could not be checked: retention purged it.
+pub const EXIT_HEAD_PURGED: u8 = 3;
+
+/// What `archive verify --expect-head SEQ:HASH` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadCheck {
+    /// The record is there, with that hash.
+    Present,
+    /// The record is there with another hash: rewritten.
+    WrongHash,
+    /// The record should be there (it is newer than the retention anchor)
+    /// and is not: removed from the end.
+    Missing,
+    /// The record is at or before the retention anchor: retention removed
+    /// it, so it cannot be checked.
+    Purged,
+}
+
+impl HeadCheck {
+    fn name(self) -> &'static str {
+        match self {
+            HeadCheck::Present => "present",
+            HeadCheck::WrongHash => "wrong_hash",
+            HeadCheck::Missing => "missing",
+            HeadCheck::Purged => "purged",
+        }
+    }
+}
+
+/// Parses `--expect-head SEQ:HASH`.
+fn parse_head(s: &str) -> anyhow::Result<(i64, String)> {
+    let (seq, hash) = s.split_once(':').context("--expect-head takes SEQ:HASH")?;
+    let seq: i64 = seq.parse().context("--expect-head: SEQ is not a number")?;
+    if seq < 1 {
+        bail!("--expect-head: SEQ must be at least 1 (records are numbered from 1)");
+    }
+    Ok((seq, hash.to_owned()))
+}
+
+/// Checks the expected head `(seq, hash)` against the records, given the
+/// retention anchor's `seq`.
+fn check_head(expected: (i64, &str), anchor_seq: i64, records: &[ArchiveRecord]) -> HeadCheck {
+    let (seq, hash) = expected;
+    if seq <= anchor_seq {
+        return HeadCheck::Purged;
+    }
+    match records.iter().find(|r| r.seq == seq) {
+        Some(r) if r.hash == hash => HeadCheck::Present,
+        Some(_) => HeadCheck::WrongHash,
+        None => HeadCheck::Missing,
+    }
+}
+
 async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow::Result<()> {
+    let expected = expect_head.as_deref().map(parse_head).transpose()?;
     let archive = open_archive(data).await?;
     let anchor = archive.archive_anchor().await?;
     let mut findings: Vec<String> = Vec::new();
@@ -494,28 +549,36 @@ async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow:
             ),
         });
     }
-    if let Some(expected) = &expect_head {
-        let (seq, hash) = expected
-            .split_once(':')
-            .context("--expect-head takes SEQ:HASH")?;
-        let seq: i64 = seq.parse().context("--expect-head: SEQ is not a number")?;
-        match records.iter().find(|r| r.seq == seq) {
-            Some(r) if r.hash == hash => {}
-            Some(_) => findings.push(format!(
-                "record #{seq} does not have the expected head hash"
-            )),
-            None => findings.push(format!(
-                "the expected head #{seq} is missing (records removed from the end)"
-            )),
-        }
+    let head_check = expected
+        .as_ref()
+        .map(|(seq, hash)| (*seq, check_head((*seq, hash), anchor.0, &records)));
+    match head_check {
+        Some((seq, HeadCheck::WrongHash)) => findings.push(format!(
+            "record #{seq} does not have the expected head hash"
+        )),
+        Some((seq, HeadCheck::Missing)) => findings.push(format!(
+            "the expected head #{seq} is missing (records removed from the end)"
+        )),
+        _ => {}
     }
+    let purged = match head_check {
+        Some((seq, HeadCheck::Purged)) => Some(seq),
+        _ => None,
+    };
     let checked = records.len();
     if json {
+        let expected_head = expected.as_ref().zip(head_check).map(|((seq, hash), (_, c))| {
+            serde_json::json!({"seq": seq, "hash": hash, "result": c.name()})
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"records": checked, "anchor": {"seq": anchor.0, "hash": anchor.1}, "head": head.as_ref().map(|h| format!("{}:{}", h.0, h.1)), "findings": findings})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "records": checked,
+                "anchor": {"seq": anchor.0, "hash": anchor.1},
+                "head": head.as_ref().map(|h| format!("{}:{}", h.0, h.1)),
+                "expected_head": expected_head,
+                "findings": findings,
+            }))?
         );
     } else {
         println!("checked {checked} records from anchor #{}", anchor.0);
@@ -525,12 +588,34 @@ async fn verify(data: &Path, expect_head: Option<String>, json: bool) -> anyhow:
         for f in &findings {
             println!("TAMPERING: {f}");
         }
+        if let Some(seq) = purged {
+            println!(
+                "NOT CHECKED: the expected head #{seq} was purged by retention (the retention \
+                 anchor is #{}), so it cannot be checked; check a head newer than the anchor",
+                anchor.0
+            );
+        }
         if findings.is_empty() {
-            println!("archive intact");
+            if purged.is_some() {
+                println!("chain intact from the anchor");
+            } else {
+                println!("archive intact");
+            }
         }
     }
     if !findings.is_empty() {
         bail!("{} problem(s) found in the archive", findings.len());
+    }
+    if let Some(seq) = purged {
+        return Err(crate::cli::ExitWith {
+            code: EXIT_HEAD_PURGED,
+            message: format!(
+                "the expected head #{seq} could not be checked: retention has purged it \
+                 (anchor #{})",
+                anchor.0
+            ),
+        }
+        .into());
     }
     Ok(())
 }
@@ -565,4 +650,57 @@ async fn status(data: &Path, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_store::archive::NewArchiveRecord;
+
+    fn rec(seq: i64, hash: &str) -> ArchiveRecord {
+        ArchiveRecord {
+            seq,
+            record: NewArchiveRecord {
+                conversation: "c".into(),
+                kind: "message".into(),
+                at_ms: 0,
+                sender: "a@example.test".into(),
+                participants: vec![],
+                content_type: "text/plain".into(),
+                body: vec![],
+                text: String::new(),
+                outcome: "delivered".into(),
+                external: false,
+            },
+            prev_hash: String::new(),
+            hash: hash.into(),
+        }
+    }
+
+    #[test]
+    fn an_expected_head_before_the_anchor_is_purged_not_missing() {
+        // Records 1..=4 purged (anchor #4), 5..=7 left.
+        let records = [rec(5, "h5"), rec(6, "h6"), rec(7, "h7")];
+        assert_eq!(check_head((6, "h6"), 4, &records), HeadCheck::Present);
+        assert_eq!(check_head((7, "h7"), 4, &records), HeadCheck::Present);
+        assert_eq!(check_head((6, "xx"), 4, &records), HeadCheck::WrongHash);
+        assert_eq!(check_head((3, "h3"), 4, &records), HeadCheck::Purged);
+        assert_eq!(check_head((4, "h4"), 4, &records), HeadCheck::Purged);
+        // Newer than the anchor and gone: cut from the end.
+        assert_eq!(check_head((9, "h9"), 4, &records), HeadCheck::Missing);
+        // Nothing purged: a missing head is always tampering.
+        assert_eq!(check_head((9, "h9"), 0, &records), HeadCheck::Missing);
+        assert_eq!(check_head((2, "h2"), 0, &[]), HeadCheck::Missing);
+        // A record forged at or below the anchor does not make it checkable.
+        let forged = [rec(3, "h3"), rec(5, "h5")];
+        assert_eq!(check_head((3, "h3"), 4, &forged), HeadCheck::Purged);
+    }
+
+    #[test]
+    fn expect_head_is_parsed_strictly() {
+        assert_eq!(parse_head("13:abc").expect("valid"), (13, "abc".to_owned()));
+        for bad in ["13", "x:abc", "0:abc", "-1:abc"] {
+            assert!(parse_head(bad).is_err(), "{bad}");
+        }
+    }
 }

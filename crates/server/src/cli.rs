@@ -290,6 +290,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// An error that ends the process with `code` instead of 1: main prints
+/// `switchboard: MESSAGE` on standard error and exits with it.
+#[derive(Debug)]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
 /// The main database's file in a data directory.
 pub const STORE_FILE: &str = "switchboard.db";
 

@@ -596,3 +596,99 @@ async fn archive_commands_work_on_an_archive_alone() {
     assert!(err.contains("no such user: carol@example.test"), "{err}");
     assert!(!sb.data().join("switchboard.db").exists());
 }
+
+/// `archive status --json`'s head, `SEQ:HASH`.
+fn head_of(sb: &Sb) -> String {
+    sb.json(&["archive", "status", "--json"])["head"]
+        .as_str()
+        .expect("head")
+        .to_owned()
+}
+
+/// A head recorded before retention purged its record cannot be checked:
+/// `verify --expect-head` says so and exits 3, not a TAMPERING alarm (1);
+/// a missing head newer than the anchor stays an alarm.
+#[tokio::test]
+async fn verify_tells_a_purged_expected_head_from_a_cut_tail() {
+    let sb = Sb::with_users(&["alice", "bob"]);
+    let old = now_ms() - 3 * 86_400_000;
+    archive(
+        sb.data(),
+        &[
+            message("old", old, "old 1"),
+            message("old", old + 1, "old 2"),
+            message("old", old + 2, "old 3"),
+        ],
+    )
+    .await;
+    let purged_head = head_of(&sb);
+    assert!(purged_head.starts_with("3:"), "{purged_head}");
+    let second = sb.json(&["archive", "search", "--json"])[1]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    archive(
+        sb.data(),
+        &[
+            message("new", now_ms() - 1000, "new 4"),
+            message("new", now_ms(), "new 5"),
+        ],
+    )
+    .await;
+    let kept_head = head_of(&sb);
+    assert!(kept_head.starts_with("5:"), "{kept_head}");
+    sb.ok(&["archive", "config", "set", "--retention-days", "1"]);
+    assert_eq!(
+        sb.ok(&["archive", "purge"]),
+        "purged 3 records older than 1 days\n"
+    );
+
+    // The anchor itself and a head before it: purged, exit 3.
+    for (head, seq) in [(purged_head.clone(), 3), (format!("2:{second}"), 2)] {
+        let o = sb.run(&["archive", "verify", "--expect-head", &head]);
+        assert_eq!(o.status.code(), Some(3), "{}", all(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("checked 2 records from anchor #3")
+                && out.contains(&format!(
+                    "NOT CHECKED: the expected head #{seq} was purged by retention (the retention anchor is #3)"
+                ))
+                && out.contains("chain intact from the anchor")
+                && !out.contains("TAMPERING")
+                && !out.contains("archive intact"),
+            "{}",
+            all(&o)
+        );
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "switchboard: the expected head #{seq} could not be checked: retention has purged it (anchor #3)\n"
+            )
+        );
+    }
+    let o = sb.run(&["archive", "verify", "--expect-head", &purged_head, "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", all(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["expected_head"]["result"], "purged", "{j:#}");
+    assert_eq!(j["findings"], serde_json::json!([]), "{j:#}");
+
+    // A head newer than the anchor: checked as before.
+    let out = sb.ok(&["archive", "verify", "--expect-head", &kept_head]);
+    assert!(out.contains("archive intact"), "{out}");
+    let o = sb.run(&["archive", "verify", "--expect-head", &kept_head, "--json"]);
+    let j: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["expected_head"]["result"], "present", "{j:#}");
+    // Missing and newer than the anchor: records were cut from the end.
+    let o = sb.run(&["archive", "verify", "--expect-head", "7:abcd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", all(&o));
+    assert!(
+        stdout(&o)
+            .contains("TAMPERING: the expected head #7 is missing (records removed from the end)"),
+        "{}",
+        all(&o)
+    );
+    // A bad value is refused before anything is read.
+    let o = sb.run(&["archive", "verify", "--expect-head", "0:abcd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", all(&o));
+    assert!(stderr(&o).contains("SEQ must be at least 1"), "{}", all(&o));
+}
