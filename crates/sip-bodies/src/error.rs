@@ -27,6 +27,8 @@ pub enum Format {
     ConferenceInfo,
     /// `message/cpim` (RFC 3862).
     Cpim,
+    /// `application/im-iscomposing+xml` (RFC 3994).
+    IsComposing,
     /// `application/sdp` for IM sessions.
     Sdp,
 }
@@ -42,6 +44,7 @@ impl Format {
             Format::WatcherInfo => "watcherinfo",
             Format::ConferenceInfo => "conference-info",
             Format::Cpim => "cpim",
+            Format::IsComposing => "iscomposing",
             Format::Sdp => "sdp",
         }
     }

@@ -56,6 +56,7 @@ mod macros;
 pub mod conference_info;
 pub mod cpim;
 pub mod error;
+pub mod iscomposing;
 pub mod limits;
 mod mime;
 pub mod pidf;
