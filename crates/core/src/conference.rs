@@ -108,6 +108,19 @@ pub struct Joined {
     pub history: Vec<HistoryEntry>,
     /// True if this user was not in before (the roster changed).
     pub new_participant: bool,
+    /// True if this leg (endpoint) was not in before. False when the same
+    /// leg joins again: it keeps its place, and nothing is to be replayed
+    /// or started for it (`history` is then empty).
+    pub new_leg: bool,
+}
+
+/// What an invitation comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invitation {
+    /// The invitee may now join: bring them in.
+    Invited,
+    /// The invitee is already a member: there is nothing to do.
+    AlreadyMember,
 }
 
 /// Every conference of this server.
@@ -163,27 +176,31 @@ impl Conferences {
         }
     }
 
-    /// `inviter` (a member) invites `invitee`.
+    /// `inviter` (a member) invites `invitee`. Inviting someone who is
+    /// already a member changes nothing ([`Invitation::AlreadyMember`]).
     pub fn invite(
         &self,
         id: &str,
         inviter: &Address,
         invitee: &Address,
         gate: &dyn ContactGate,
-    ) -> Result<(), ConfError> {
+    ) -> Result<Invitation, ConfError> {
         let mut map = self.lock();
         let c = map.get_mut(id).ok_or(ConfError::NotFound)?;
         if !c.is_member(inviter) {
             return Err(ConfError::NotMember);
         }
+        if c.is_member(invitee) {
+            return Ok(Invitation::AlreadyMember);
+        }
         if gate.is_blocked(invitee, inviter) {
             return Err(ConfError::Blocked);
         }
-        if !c.is_member(invitee) && c.participant_count() >= self.settings.max_participants {
+        if c.participant_count() >= self.settings.max_participants {
             return Err(ConfError::Full(self.settings.max_participants));
         }
         c.invited.insert(invitee.clone());
-        Ok(())
+        Ok(Invitation::Invited)
     }
 
     /// Adds a leg for `member.user`. Allowed for invited users, and for anyone
@@ -207,14 +224,23 @@ impl Conferences {
             return Err(ConfError::Full(self.settings.max_participants));
         }
         let now = member.joined_ms;
+        c.last_activity_ms = now;
+        if c.members.iter().any(|m| m.endpoint == member.endpoint) {
+            // The same leg again (an invitation racing with another, a
+            // retried join): it is in already, with its delivery running.
+            return Ok(Joined {
+                history: Vec::new(),
+                new_participant: false,
+                new_leg: false,
+            });
+        }
         trim(&mut c.history, &self.settings.history, now);
         let history = c.history.iter().cloned().collect();
-        c.members.retain(|m| m.endpoint != member.endpoint);
         c.members.push(member);
-        c.last_activity_ms = now;
         Ok(Joined {
             history,
             new_participant,
+            new_leg: true,
         })
     }
 
@@ -335,9 +361,10 @@ mod tests {
             confs.invite("c1", &a("bob@e.com"), &a("dave@e.com"), &NoBlocking),
             Err(ConfError::NotMember)
         );
-        confs
-            .invite("c1", &a("alice@e.com"), &a("bob@e.com"), &NoBlocking)
-            .expect("invite");
+        assert_eq!(
+            confs.invite("c1", &a("alice@e.com"), &a("bob@e.com"), &NoBlocking),
+            Ok(Invitation::Invited)
+        );
         assert_eq!(
             confs.invite("c1", &a("alice@e.com"), &a("carol@e.com"), &Blocks),
             Err(ConfError::Blocked)
@@ -348,6 +375,11 @@ mod tests {
         assert_eq!(
             confs.invite("c1", &a("alice@e.com"), &a("dave@e.com"), &NoBlocking),
             Err(ConfError::Full(2))
+        );
+        assert_eq!(
+            confs.invite("c1", &a("alice@e.com"), &a("bob@e.com"), &NoBlocking),
+            Ok(Invitation::AlreadyMember),
+            "a member is not invited again, even in a full conference"
         );
         let (to, entry) = confs.post("c1", "a", "text/plain", b"hi", 5).expect("post");
         assert_eq!(
@@ -384,6 +416,18 @@ mod tests {
         assert_eq!(
             confs.join("c", member("eve@other.com", "e"), false).err(),
             Some(ConfError::NotInvited)
+        );
+        let again = confs
+            .join("c", member("zed@e.com", "z"), true)
+            .expect("the same leg again");
+        assert!(
+            !again.new_leg && !again.new_participant && again.history.is_empty(),
+            "{again:?}"
+        );
+        assert_eq!(
+            confs.get("c").map(|c| c.members.len()),
+            Some(2),
+            "no second copy of the leg"
         );
         assert!(confs.sweep(10).is_empty());
         assert_eq!(confs.sweep(10 * 3600 * 1000).len(), 1);

@@ -876,6 +876,49 @@ async fn conference_messages_joins_and_leaves_are_archived() {
     assert_intact(&server, "after a conference");
 }
 
+/// A one-to-one conversation escalated to a conference (`/invite carol`)
+/// archives a join for every member: the two original parties, who become
+/// members when the conference is created, as well as the invitee.
+#[tokio::test]
+async fn an_escalated_conversation_archives_a_join_for_every_member() {
+    let server = archiving_server(&["alice", "bob", "carol"]).await;
+    let alice = pager(&server, "alice").await;
+    let bob = pager(&server, "bob").await;
+    let carol = pager(&server, "carol").await;
+    send_ok(&alice, "bob", "one to one before the escalation").await;
+    wait_received(&bob, "one to one before the escalation").await;
+    send_ok(&alice, "bob", "/invite carol").await;
+    wait_received(&carol, "invited you to a group chat").await;
+    // From now on alice's messages to bob go to the conference.
+    send_ok(&alice, "bob", "the three of us now").await;
+    wait_received(&carol, "the three of us now").await;
+    let m = wait_message(&server, "the three of us now").await;
+    let conversation = str_of(&m, "conversation").to_owned();
+    assert!(conversation.starts_with("conf-"), "{m:#}");
+
+    let records = search(&server, &["--conversation", &conversation]);
+    let kinds: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (str_of(r, "kind").to_owned(), str_of(r, "sender").to_owned()))
+        .collect();
+    let expected = vec![
+        ("join".to_owned(), addr("alice")),
+        ("join".to_owned(), addr("bob")),
+        ("join".to_owned(), addr("carol")),
+        ("message".to_owned(), addr("alice")),
+    ];
+    assert_eq!(kinds, expected, "{}", pretty(&records));
+    let show = archive_ok(&server, &["show", &conversation]);
+    for u in ["alice", "bob", "carol"] {
+        let needle = format!("{} joined", addr(u));
+        assert!(
+            show.contains(&needle),
+            "transcript lacks {needle:?}:\n{show}"
+        );
+    }
+    assert_intact(&server, "after an escalation");
+}
+
 // ---------------------------------------------------------------------------
 // Critical and non-critical mode
 // ---------------------------------------------------------------------------
@@ -1994,6 +2037,71 @@ async fn records_older_than_the_retention_are_purged_end_to_end() {
     assert!(
         v.contains("checked 0 records from anchor #2") && v.contains("archive intact"),
         "{v}"
+    );
+}
+
+/// A head the server logged before retention purged its record (records
+/// made under a clock 3 days behind, a 1-day retention): `verify
+/// --expect-head` reports it as purged and not checkable (exit 3), not as
+/// records cut from the end; a head newer than the anchor is still checked.
+#[tokio::test]
+async fn verify_reports_an_expected_head_purged_by_retention() {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} missing: apt-get install faketime"
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path();
+    provision(data);
+    talk(data, Some("-3d"), &["aged 1", "aged 2"], 2).await;
+    let status = |data: &Path| -> Value {
+        serde_json::from_str(&cli_on(data, &["archive", "status", "--json"])).expect("status")
+    };
+    let old_head = status(data)["head"].as_str().expect("head").to_owned();
+    assert!(old_head.starts_with("2:"), "{old_head}");
+    talk(data, None, &["fresh 3"], 3).await;
+    let new_head = status(data)["head"].as_str().expect("head").to_owned();
+    assert!(new_head.starts_with("3:"), "{new_head}");
+    cli_on(data, &["archive", "config", "set", "--retention-days", "1"]);
+    let out = cli_on(data, &["archive", "purge"]);
+    assert!(out.contains("purged 2 records"), "{out}");
+
+    let verify = |args: &[&str]| -> Output {
+        Command::new(support::binary())
+            .arg("--data")
+            .arg(data)
+            .args(["archive", "verify"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("verify")
+    };
+    let o = verify(&["--expect-head", &old_head]);
+    assert_eq!(o.status.code(), Some(3), "{}", out_text(&o));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("NOT CHECKED: the expected head #2 was purged by retention")
+            && !out.contains("TAMPERING"),
+        "{}",
+        out_text(&o)
+    );
+    assert!(
+        text(&o.stderr).contains("could not be checked: retention has purged it"),
+        "{}",
+        out_text(&o)
+    );
+    let o = verify(&["--expect-head", &new_head]);
+    assert!(
+        o.status.success() && text(&o.stdout).contains("archive intact"),
+        "{}",
+        out_text(&o)
+    );
+    let o = verify(&["--expect-head", "4:abcd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert!(
+        text(&o.stdout).contains("TAMPERING: the expected head #4 is missing"),
+        "{}",
+        out_text(&o)
     );
 }
 

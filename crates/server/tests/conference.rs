@@ -57,7 +57,12 @@ fn name(user: &str) -> String {
 
 /// A server with [`PEOPLE`] provisioned (with display names) and `config`.
 async fn server(config: &str) -> Server {
-    let server = Server::start_with_config(config);
+    server_with_env(config, &[]).await
+}
+
+/// [`server`] whose process also gets `env`.
+async fn server_with_env(config: &str, env: &[(&str, &str)]) -> Server {
+    let server = Server::start_with_config_and_env(config, env);
     // The server may already have the domain it was started with.
     let _ = server.cli(&["domain", "add", DOMAIN], None);
     for (user, display) in PEOPLE {
@@ -181,7 +186,19 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&Request) -> bool,
 ) -> Vec<Request> {
-    let deadline = Instant::now() + WAIT;
+    wait_for_within(ua, method, n, what, WAIT, pred).await
+}
+
+/// [`wait_for`] with its own bound.
+async fn wait_for_within(
+    ua: &Ua,
+    method: Method,
+    n: usize,
+    what: &str,
+    bound: Duration,
+    pred: impl Fn(&Request) -> bool,
+) -> Vec<Request> {
+    let deadline = Instant::now() + bound;
     loop {
         let hits: Vec<Request> = got(ua, &method).into_iter().filter(&pred).collect();
         if hits.len() >= n {
@@ -189,7 +206,7 @@ async fn wait_for(
         }
         if Instant::now() >= deadline {
             panic!(
-                "{what}: {} got {} of {n} expected {method} requests within {WAIT:?}; \
+                "{what}: {} got {} of {n} expected {method} requests within {bound:?}; \
                  everything it received:\n{}",
                 ua.aor(),
                 hits.len(),
@@ -1655,4 +1672,353 @@ async fn a_late_joiner_gets_only_the_configured_amount_of_history() {
             format!("{}: earlier 3", name("alice")),
         ]
     );
+}
+
+/// Inviting someone who is already a member (a REFER naming her, `/invite`
+/// from a pager member) succeeds and changes nothing: no second invitation,
+/// no second replay of the history, no second copy of later messages, no
+/// second "added" notice; the one who invited is told she is already in.
+#[tokio::test]
+async fn inviting_a_current_member_again_duplicates_nothing() {
+    let server = server("").await;
+    let alice = session_device(&server, "alice").await;
+    let carol = pager_device(&server, "carol").await;
+    let dave = pager_device(&server, "dave").await;
+    let (_, mut ad, conf) = create(&alice, &alice.im_sdp()).await;
+    for (n, user) in [(1, "carol"), (2, "dave")] {
+        let r = refer_in(&mut ad, &format!("<{}>", aor(user))).await;
+        assert_eq!(r.status, 202, "{}", response_trace(&r));
+        let notifies = refer_notifies(&alice, &ad.call_id, n).await;
+        assert_eq!(
+            notifies.last().and_then(sipfrag_status),
+            Some(200),
+            "{user} is in:\n{}",
+            trace(&notifies)
+        );
+    }
+    for ua in [&carol, &dave] {
+        wait_for(ua, Method::Message, 1, "invitation", |r| {
+            from_uri(r) == conf && text(&r.body).contains("invited you to a group chat")
+        })
+        .await;
+    }
+    let r = ad
+        .request(
+            Method::Message,
+            "text/plain",
+            b"said before the re-invitations",
+        )
+        .await
+        .expect("MESSAGE");
+    assert_eq!(r.status, 200);
+    for ua in [&carol, &dave] {
+        wait_for(ua, Method::Message, 1, "alice's message", |r| {
+            text(&r.body).contains("said before the re-invitations")
+        })
+        .await;
+    }
+
+    // A REFER naming carol again: accepted, and its outcome is success.
+    let r = refer_in(&mut ad, &format!("<{}>", aor("carol"))).await;
+    assert_eq!(r.status, 202, "{}", response_trace(&r));
+    let notifies = refer_notifies(&alice, &ad.call_id, 3).await;
+    assert_eq!(
+        notifies.last().and_then(sipfrag_status),
+        Some(200),
+        "inviting a member succeeds:\n{}",
+        trace(&notifies)
+    );
+    // dave (pager) types /invite carol: he is told she is already in.
+    let r = dave
+        .send_message(conf.as_str(), "text/plain", "/invite carol")
+        .await
+        .expect("/invite");
+    assert_eq!(r.status, 200, "{}", response_trace(&r));
+    let already = format!("{} is already in the conversation", name("carol"));
+    wait_for(&dave, Method::Message, 1, "already in", |r| {
+        from_uri(r) == conf && text(&r.body) == already
+    })
+    .await;
+
+    let r = ad
+        .request(
+            Method::Message,
+            "text/plain",
+            b"said after the re-invitations",
+        )
+        .await
+        .expect("MESSAGE");
+    assert_eq!(r.status, 200);
+    wait_for(&carol, Method::Message, 1, "alice's later message", |r| {
+        text(&r.body).contains("said after the re-invitations")
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    for (needle, what) in [
+        ("invited you to a group chat", "invitation"),
+        ("said before the re-invitations", "replayed history"),
+        ("said after the re-invitations", "later message"),
+    ] {
+        let m = messages_with(&carol, needle);
+        assert_eq!(
+            m.len(),
+            1,
+            "carol gets the {what} once; everything she received:\n{}",
+            trace(&got(&carol, &Method::Message))
+        );
+    }
+    let added = format!(
+        "{} added {} to the conversation",
+        name("alice"),
+        name("carol")
+    );
+    assert_eq!(
+        messages_with(&alice, &added).len(),
+        1,
+        "one \"added\" notice:\n{}",
+        trace(&got(&alice, &Method::Message))
+    );
+    for (ua, n) in [(&alice, 1), (&dave, 1), (&carol, 0)] {
+        assert_eq!(
+            messages_with(ua, &already).len(),
+            n,
+            "only whoever invited her is told, once per invitation; {} received:\n{}",
+            ua.aor(),
+            trace(&got(ua, &Method::Message))
+        );
+    }
+}
+
+/// libfaketime, to move the server's wall clock forward while it runs.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A conference idle for longer than `conference.idle_timeout_minutes` ends
+/// by itself: its session members get a BYE in their dialog with the focus
+/// (so their client shows the chat as over instead of meeting a 481 at the
+/// next message), and every member is told why by a notice first. The server
+/// runs under libfaketime reading its clock offset from a file; the test
+/// moves that clock 3 minutes ahead instead of waiting a real minute.
+#[tokio::test]
+async fn an_idle_conference_ends_with_a_bye_to_session_members_and_a_notice_to_all() {
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} missing: apt-get install faketime"
+    );
+    let clock_dir = tempfile::tempdir().expect("tmp");
+    let clock = clock_dir.path().join("faketime");
+    std::fs::write(&clock, "+0\n").expect("clock file");
+    let clock_path = clock.to_string_lossy().into_owned();
+    let server = server_with_env(
+        "[conference]\nidle_timeout_minutes = 1\n",
+        &[
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME_TIMESTAMP_FILE", &clock_path),
+            // Re-read the file at most every second; timers (monotonic) untouched.
+            ("FAKETIME_CACHE_DURATION", "1"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    )
+    .await;
+    let alice = session_device(&server, "alice").await;
+    let bob = session_device(&server, "bob").await;
+    let carol = pager_device(&server, "carol").await;
+    for ua in [&alice, &bob] {
+        ua.auto_answer(Method::Bye, 200);
+    }
+    let (_, mut ad, conf) = create(&alice, &alice.im_sdp()).await;
+    let bd = bring_in(&mut ad, &bob, "bob", &bob.im_sdp()).await;
+    let r = refer_in(&mut ad, &format!("<{}>", aor("carol"))).await;
+    assert_eq!(r.status, 202, "{}", response_trace(&r));
+    refer_notifies(&alice, &ad.call_id, 2).await;
+    let r = ad
+        .request(Method::Message, "text/plain", b"anyone there?")
+        .await
+        .expect("MESSAGE");
+    assert_eq!(r.status, 200);
+    for ua in [&bob, &carol] {
+        wait_for(ua, Method::Message, 1, "alice's message", |r| {
+            text(&r.body).contains("anyone there?")
+        })
+        .await;
+    }
+    assert!(
+        got(&alice, &Method::Bye).is_empty() && got(&bob, &Method::Bye).is_empty(),
+        "not idle yet"
+    );
+
+    // Three minutes later (for the server): idle for longer than a minute.
+    // The focus looks for idle conferences every 5 s and libfaketime
+    // re-reads the clock file every second: the end comes within IDLE_END.
+    std::fs::write(&clock, "+3m\n").expect("move the clock");
+    const IDLE_END: Duration = Duration::from_secs(15);
+    let ended = "This group chat ended after 1 minute without activity.";
+    for (ua, call) in [(&alice, &ad.call_id), (&bob, &bd.call_id)] {
+        let bye = wait_for_within(ua, Method::Bye, 1, "BYE from the focus", IDLE_END, |r| {
+            call_id(r) == *call
+        })
+        .await;
+        // In the dialog: above every request the focus sent in it before.
+        let focus_cseqs: Vec<u32> = got(ua, &Method::Message)
+            .iter()
+            .chain(got(ua, &Method::Notify).iter())
+            .filter(|r| call_id(r) == *call)
+            .filter_map(|r| r.headers.cseq().ok().map(|c| c.seq))
+            .collect();
+        let bye_cseq = bye[0].headers.cseq().map(|c| c.seq).unwrap_or(0);
+        assert!(
+            focus_cseqs.iter().all(|c| *c < bye_cseq),
+            "BYE CSeq {bye_cseq} above {focus_cseqs:?}:\n{}",
+            trace(&bye)
+        );
+        let notice = messages_with(ua, ended);
+        assert_eq!(
+            notice.len(),
+            1,
+            "{} is told why before the BYE:\n{}",
+            ua.aor(),
+            trace(&got(ua, &Method::Message))
+        );
+        assert!(
+            notice[0].headers.cseq().map(|c| c.seq).unwrap_or(0) < bye_cseq,
+            "the notice comes before the BYE"
+        );
+    }
+    // The pager member is told; she has no session to end.
+    let notice = wait_for(&carol, Method::Message, 1, "end notice", |r| {
+        from_uri(r) == conf && text(&r.body) == ended
+    })
+    .await;
+    assert_eq!(notice.len(), 1, "{}", trace(&notice));
+    assert!(got(&carol, &Method::Bye).is_empty());
+    // The conference is gone.
+    let r = carol
+        .send_message(conf.as_str(), "text/plain", "hello?")
+        .await
+        .expect("MESSAGE");
+    assert_eq!(r.status, 404, "{}", response_trace(&r));
+}
+
+/// RFC 6665 §4.1.2.2 (one NOTIFY in flight per subscription): the NOTIFYs
+/// of an escalation REFER inside a one-to-one session are sent in CSeq
+/// order, the final one only after the `100 Trying` one was answered. alice
+/// holds the first NOTIFY unanswered while carol (pager-only, so the
+/// invitation succeeds at once) is brought in.
+#[tokio::test]
+async fn escalation_refer_notifies_are_sent_one_at_a_time_in_cseq_order() {
+    let server = server("").await;
+    let alice = session_device(&server, "alice").await;
+    let bob = session_device(&server, "bob").await;
+    let carol = pager_device(&server, "carol").await;
+    let (mut ad, _bd) = one_to_one_session(&alice, &bob).await;
+    alice.stop_auto_answer(&Method::Notify);
+    let r = refer_in(&mut ad, &format!("<{}>", aor("carol"))).await;
+    assert_eq!(r.status, 202, "{}", response_trace(&r));
+    let first = alice
+        .expect_request(Method::Notify, WAIT)
+        .await
+        .expect("first NOTIFY of the REFER");
+    assert!(
+        is_refer_notify(&first.request, &ad.call_id)
+            && sipfrag_status(&first.request) == Some(100)
+            && !is_terminated(&first.request),
+        "the first NOTIFY is 100 Trying:\n{}",
+        trace(std::slice::from_ref(&first.request))
+    );
+    // The invitation is decided while the first NOTIFY is unanswered...
+    wait_for(&carol, Method::Message, 1, "invitation", |r| {
+        text(&r.body).contains("invited you to a group chat")
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    let notifies: Vec<Request> = got(&alice, &Method::Notify)
+        .into_iter()
+        .filter(|r| is_refer_notify(r, &ad.call_id))
+        .collect();
+    assert_eq!(
+        notifies.len(),
+        1,
+        "no second NOTIFY while the first is unanswered:\n{}",
+        trace(&notifies)
+    );
+    // ...and the final status follows once it is answered.
+    first.respond(200).await.expect("answer the first NOTIFY");
+    let second = alice
+        .expect_request(Method::Notify, WAIT)
+        .await
+        .expect("final NOTIFY of the REFER");
+    let seq = |r: &Request| r.headers.cseq().map(|c| c.seq).unwrap_or(0);
+    assert!(
+        sipfrag_status(&second.request) == Some(200)
+            && is_terminated(&second.request)
+            && seq(&second.request) > seq(&first.request),
+        "final NOTIFY after the first, above its CSeq:\n{}",
+        trace(&[first.request.clone(), second.request.clone()])
+    );
+    second.respond(200).await.expect("answer the final NOTIFY");
+}
+
+/// One person can be a pager member of two conferences at once (two of her
+/// one-to-one conversations escalated): each conference's messages reach
+/// her from that conference, and leaving one leaves the other alone.
+#[tokio::test]
+async fn a_pager_member_of_two_conferences_gets_each_ones_messages_from_it() {
+    let server = server("").await;
+    let alice = pager_device(&server, "alice").await;
+    let bob = pager_device(&server, "bob").await;
+    let carol = pager_device(&server, "carol").await;
+    let dave = pager_device(&server, "dave").await;
+    let erin = pager_device(&server, "erin").await;
+    let mut confs = Vec::new();
+    for (peer, invitee) in [("bob", &carol), ("dave", &erin)] {
+        let r = alice
+            .send_message(
+                aor(peer),
+                "text/plain",
+                &format!("/invite {}", invitee.aor()),
+            )
+            .await
+            .expect("/invite");
+        assert_eq!(r.status, 200, "{}", response_trace(&r));
+        let inv = wait_for(invitee, Method::Message, 1, "invitation", |r| {
+            text(&r.body).contains("invited you to a group chat")
+        })
+        .await;
+        confs.push(from_uri(&inv[0]));
+    }
+    assert_ne!(confs[0], confs[1]);
+    for (ua, peer, body, conf) in [
+        (&bob, "alice", "bob's group speaking", &confs[0]),
+        (&dave, "alice", "dave's group speaking", &confs[1]),
+    ] {
+        let r = ua
+            .send_message(aor(peer), "text/plain", body)
+            .await
+            .expect("MESSAGE");
+        assert_eq!(r.status, 200, "{}", response_trace(&r));
+        let m = wait_for(&alice, Method::Message, 1, body, |r| {
+            text(&r.body).contains(body)
+        })
+        .await;
+        assert_eq!(&from_uri(&m[0]), conf, "{}", trace(&m));
+    }
+    // alice leaves the first; the second goes on for her.
+    let r = alice
+        .send_message(confs[0].as_str(), "text/plain", "/leave")
+        .await
+        .expect("/leave");
+    assert_eq!(r.status, 200, "{}", response_trace(&r));
+    wait_for(&bob, Method::Message, 1, "leave notice", |r| {
+        text(&r.body).contains(&format!("{} left the conversation", name("alice")))
+    })
+    .await;
+    let r = dave
+        .send_message(aor("alice"), "text/plain", "still here in dave's group")
+        .await
+        .expect("MESSAGE");
+    assert_eq!(r.status, 200, "{}", response_trace(&r));
+    let m = wait_for(&alice, Method::Message, 1, "after leaving the other", |r| {
+        text(&r.body).contains("still here in dave's group")
+    })
+    .await;
+    assert_eq!(from_uri(&m[0]), confs[1], "{}", trace(&m));
 }

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_core::Address;
-use switchboard_core::conference::{ConfError, Conference, Member, MemberMode};
+use switchboard_core::conference::{ConfError, Conference, Invitation, Member, MemberMode};
 use switchboard_core::conversation::HistoryEntry;
 use switchboard_sip::{
     HeaderName, Method, NameAddr, Request, Response, SipUri, TransactionKey, Uri,
@@ -53,6 +53,9 @@ enum Outgoing {
         sipfrag: String,
         refer_cseq: u32,
     },
+    /// The end of a session member's dialog with the focus (the conference
+    /// ended): the last request of the queue.
+    Bye,
 }
 
 /// The dialog of a session member, from the focus's side.
@@ -83,8 +86,12 @@ fn reply(req: &Request, status: u16, reason: &str) -> Response {
         .with_reason(reason)
 }
 
-fn pager_endpoint(user: &Address) -> String {
-    format!("pager:{user}")
+/// The endpoint of `user`'s pager-mode leg in conference `conf`. It names
+/// the conference too: legs are found by endpoint alone (session legs by
+/// their Call-ID), and one person may be a pager member of several
+/// conferences, each with its own delivery queue.
+fn pager_endpoint(conf: &str, user: &Address) -> String {
+    format!("pager:{user}/{conf}")
 }
 
 /// Settings of the focus.
@@ -339,7 +346,8 @@ impl SipServer {
         self.after_join(id, user, &endpoint, joined.history, joined.new_participant);
     }
 
-    /// Starts the delivery queue of a member leg.
+    /// Starts the delivery queue of a member leg. A leg has one queue: when
+    /// the endpoint has one already, it is kept and nothing is started.
     fn add_leg(
         &self,
         conf: &str,
@@ -348,22 +356,29 @@ impl SipServer {
         endpoint: &str,
         cpim: bool,
     ) {
+        let Some(c) = self.conferences.get(conf) else {
+            return;
+        };
+        let conf_uri = Self::conference_uri(&c);
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.legs).insert(
-            endpoint.to_owned(),
-            Leg {
-                conf: conf.to_owned(),
-                user: user.clone(),
-                tx,
-            },
-        );
+        match lock(&self.legs).entry(endpoint.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Leg {
+                    conf: conf.to_owned(),
+                    user: user.clone(),
+                    tx,
+                });
+            }
+        }
         if let Some(me) = self.arc() {
             let conf = conf.to_owned();
             let user = user.clone();
             let endpoint = endpoint.to_owned();
-            tokio::spawn(
-                async move { me.deliver_leg(conf, user, endpoint, dialog, cpim, rx).await },
-            );
+            tokio::spawn(async move {
+                me.deliver_leg(conf, conf_uri, user, endpoint, dialog, cpim, rx)
+                    .await
+            });
         }
     }
 
@@ -431,10 +446,31 @@ impl SipServer {
         }
     }
 
-    /// The delivery loop of one leg: one request at a time, in order.
+    /// A notice from the focus to one member (all their legs).
+    fn notice_to(&self, conf: &str, user: &Address, text: &str) {
+        let Some(c) = self.conferences.get(conf) else {
+            return;
+        };
+        let legs = lock(&self.legs);
+        for m in c.members.iter().filter(|m| &m.user == user) {
+            if let Some(leg) = legs.get(&m.endpoint) {
+                let _ = leg.tx.send(Outgoing::Message {
+                    content_type: "text/plain".into(),
+                    body: text.as_bytes().to_vec(),
+                });
+            }
+        }
+    }
+
+    /// The delivery loop of one leg: one request at a time, in order. It
+    /// runs until the leg is dropped (left, or the conference ended) and its
+    /// queue is drained, so what was queued before the end (the notice that
+    /// the conference ended, the BYE) still goes out.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver_leg(
         self: Arc<Self>,
         conf: String,
+        conf_uri: String,
         user: Address,
         endpoint: String,
         mut dialog: Option<LegDialog>,
@@ -442,10 +478,14 @@ impl SipServer {
         mut rx: mpsc::UnboundedReceiver<Outgoing>,
     ) {
         while let Some(item) = rx.recv().await {
+            let bye = matches!(item, Outgoing::Bye);
             let ok = match &mut dialog {
                 Some(d) => self.send_in_leg(d, item).await,
-                None => self.send_pager(&conf, &user, item).await,
+                None => self.send_pager(&conf_uri, &user, item).await,
             };
+            if bye {
+                return;
+            }
             if !ok {
                 tracing::info!(conference = %conf, user = %user, "member unreachable; removing them from the conference");
                 self.leave(&conf, &endpoint, false);
@@ -462,6 +502,7 @@ impl SipServer {
         let method = match &item {
             Outgoing::Message { .. } => Method::Message,
             Outgoing::ReferNotify { .. } => Method::Notify,
+            Outgoing::Bye => Method::Bye,
         };
         let mut req = Request::new(method.clone(), d.remote_target.clone());
         req.headers.push(HeaderName::MaxForwards, "70");
@@ -497,6 +538,7 @@ impl SipServer {
                     .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
                 req.body = sipfrag.into_bytes();
             }
+            Outgoing::Bye => {}
         }
         let target = Target {
             uri: d.remote_target.clone(),
@@ -510,12 +552,12 @@ impl SipServer {
         }
     }
 
-    async fn send_pager(&self, conf: &str, user: &Address, item: Outgoing) -> bool {
+    /// A message to a pager member's devices, from the conference URI. It
+    /// does not need the conference any more: the notice that it ended goes
+    /// out after it is gone.
+    async fn send_pager(&self, conf_uri: &str, user: &Address, item: Outgoing) -> bool {
         let Outgoing::Message { content_type, body } = item else {
             return true;
-        };
-        let Some(c) = self.conferences.get(conf) else {
-            return false;
         };
         let now = switchboard_core::now_ms();
         let targets: Vec<Target> = self
@@ -527,7 +569,6 @@ impl SipServer {
         if targets.is_empty() {
             return false;
         }
-        let conf_uri = Self::conference_uri(&c);
         let mut req = Request::new(
             Method::Message,
             Uri::parse(&format!("sip:{user}")).unwrap_or(Uri::Sip(SipUri::new(
@@ -541,8 +582,8 @@ impl SipServer {
             format!("\"Group chat\" <{conf_uri}>;tag={}", ids::tag()),
         );
         req.headers.push(HeaderName::To, format!("<sip:{user}>"));
-        req.headers
-            .push(HeaderName::CallId, ids::call_id(&c.domain));
+        let domain = conf_uri.rsplit_once('@').map_or(user.domain(), |(_, d)| d);
+        req.headers.push(HeaderName::CallId, ids::call_id(domain));
         req.headers.push(HeaderName::CSeq, "1 MESSAGE");
         req.headers.push(HeaderName::ContentType, content_type);
         req.body = body;
@@ -572,6 +613,35 @@ impl SipServer {
             }
             None => self.conference_ended(conf),
         }
+    }
+
+    /// A conference that ended for lack of activity (already gone from the
+    /// list of conferences): every member is told why, then session members
+    /// get a BYE in their dialog with the focus, the last request of that
+    /// dialog, so their client shows the chat as over.
+    fn conference_expired(&self, c: &Conference) {
+        let text = format!(
+            "This group chat ended after {} without activity.",
+            idle_span(self.conferences.settings.idle_timeout_ms)
+        );
+        {
+            let legs = lock(&self.legs);
+            for m in &c.members {
+                let Some(leg) = legs.get(&m.endpoint) else {
+                    continue;
+                };
+                let _ = leg.tx.send(Outgoing::Message {
+                    content_type: "text/plain".into(),
+                    body: text.clone().into_bytes(),
+                });
+                if m.mode == MemberMode::Session {
+                    let _ = leg.tx.send(Outgoing::Bye);
+                }
+            }
+        }
+        tracing::info!(conference = %c.id, "conference idle for too long");
+        // Dropping the legs closes their queues: what is queued still goes out.
+        self.conference_ended(&c.id);
     }
 
     fn conference_ended(&self, conf: &str) {
@@ -609,7 +679,7 @@ impl SipServer {
         if req.body.len() > self.settings.max_im_body {
             return self.respond(key, reply(req, 413, "Message body too large"));
         }
-        let endpoint = pager_endpoint(user);
+        let endpoint = pager_endpoint(id, user);
         let text = String::from_utf8_lossy(&req.body).trim().to_owned();
         if ct.is("text", "plain") && text.eq_ignore_ascii_case("/leave") {
             self.respond(key, Response::to_request(req, 200).with_to_tag(&ids::tag()));
@@ -1057,7 +1127,20 @@ impl SipServer {
             .conferences
             .invite(conf, inviter, invitee, self.gate.as_ref())
         {
-            Ok(()) => {}
+            Ok(Invitation::Invited) => {}
+            Ok(Invitation::AlreadyMember) => {
+                // Nothing to do: no second invitation, leg or replay. The
+                // invitation succeeded; whoever asked is told why nothing happened.
+                let name = self
+                    .display_of(invitee)
+                    .unwrap_or_else(|| invitee.to_string());
+                self.notice_to(
+                    conf,
+                    inviter,
+                    &format!("{name} is already in the conversation"),
+                );
+                return report(200);
+            }
             Err(ConfError::Blocked) => return report(403),
             Err(ConfError::Full(_)) => return report(486),
             Err(ConfError::NotMember) => return report(403),
@@ -1107,7 +1190,7 @@ impl SipServer {
                 .await;
         }
         // Pager-only devices: membership now, and an invitation they can answer.
-        let endpoint = pager_endpoint(invitee);
+        let endpoint = pager_endpoint(conf, invitee);
         let member = Member {
             user: invitee.clone(),
             display: self.display_of(invitee),
@@ -1117,6 +1200,11 @@ impl SipServer {
             joined_ms: now,
         };
         let joined = match self.conferences.join(conf, member, true) {
+            Ok(j) if !j.new_leg => {
+                // Already a pager member (another invitation got there
+                // first): they have had the invitation and the history.
+                return 200;
+            }
             Ok(j) => j,
             Err(ConfError::Full(_)) => return 486,
             Err(_) => return 403,
@@ -1394,8 +1482,12 @@ impl SipServer {
             .set_origin(&conf.id, (a.clone(), b.clone()), history);
         self.conversations
             .set_escalated(a, b, Some(conf.id.clone()), now, ids::long_token);
+        // Both are in before either join is archived, so that each join
+        // record names the other as a participant (and is archived when
+        // either one's policy says so).
+        let mut joined = Vec::new();
         for user in [a, b] {
-            let endpoint = pager_endpoint(user);
+            let endpoint = pager_endpoint(&conf.id, user);
             let member = Member {
                 user: user.clone(),
                 display: self.display_of(user),
@@ -1404,14 +1496,126 @@ impl SipServer {
                 cpim: false,
                 joined_ms: now,
             };
-            if self.conferences.join(&conf.id, member, true).is_ok() {
+            if let Ok(j) = self.conferences.join(&conf.id, member, true) {
                 self.add_leg(&conf.id, user, None, &endpoint, false);
-                self.roster_changed(&conf.id, user);
+                joined.push((user, endpoint, j.new_participant));
             }
+        }
+        for (user, endpoint, new_participant) in joined {
+            // No replay: the history is their own conversation.
+            self.after_join(&conf.id, user, &endpoint, Vec::new(), new_participant);
         }
         tracing::info!(conference = %conf.id, a = %a, b = %b, invitee = %c, "conversation escalated to a conference");
         self.invite_reporting(&conf.id, a, c, extra);
         conf.id
+    }
+
+    /// The implicit subscription (RFC 3515) of an escalation `REFER`
+    /// received inside a one-to-one IM session: `100 Trying` at once, and a
+    /// report that sends the invitation's final status. The NOTIFYs go to
+    /// the REFER's sender inside that dialog, on behalf of the peer, one at a
+    /// time (RFC 6665: one NOTIFY in flight per subscription): the final one
+    /// is built and sent only once the previous one was answered, with a CSeq
+    /// above it. An answer that ends the subscription (no answer, 481…) ends
+    /// it: nothing more is sent.
+    pub fn escalation_refer_subscription(&self, refer: &Request, flow: &Flow) -> Report {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u16>();
+        let _ = tx.send(100);
+        if let Some(me) = self.arc() {
+            let (refer, flow) = (refer.clone(), flow.clone());
+            tokio::spawn(async move {
+                while let Some(status) = rx.recv().await {
+                    let last = status >= 200;
+                    let state = if last {
+                        "terminated;reason=noresource"
+                    } else {
+                        "active;expires=60"
+                    };
+                    let Some((notify, target)) =
+                        me.peer_dialog_refer_notify(&refer, &flow, state, status)
+                    else {
+                        return;
+                    };
+                    let (out, _) = me.prepare_forward(&notify, &target, None, false);
+                    let answered = match me.send_request(out, target.flow).await {
+                        UacOutcome::Response(r) => !notify_ends_subscription(r.status),
+                        UacOutcome::Timeout | UacOutcome::TransportError => false,
+                    };
+                    if last || !answered {
+                        return;
+                    }
+                }
+            });
+        }
+        Box::new(move |status: u16| {
+            let _ = tx.send(status);
+        })
+    }
+
+    /// A NOTIFY of the implicit subscription of `refer` (received inside a
+    /// one-to-one session) to its sender, inside that dialog and on behalf
+    /// of the peer: the peer's tag, a CSeq above every request the peer sent
+    /// in the dialog (requests the peer sends afterwards are renumbered above
+    /// it, see [`SipServer::renumber_in_dialog`]).
+    fn peer_dialog_refer_notify(
+        &self,
+        refer: &Request,
+        flow: &Flow,
+        state: &str,
+        status: u16,
+    ) -> Option<(Request, Target)> {
+        let (Ok(from), Ok(to), Ok(call_id)) = (
+            refer.headers.from(),
+            refer.headers.to(),
+            refer.headers.call_id(),
+        ) else {
+            return None;
+        };
+        let peer_tag = to.tag()?.to_owned();
+        let target = refer.headers.contacts().ok().and_then(|c| match c {
+            switchboard_sip::Contacts::List(l) => l.into_iter().next().map(|n| n.uri),
+            switchboard_sip::Contacts::Star => None,
+        })?;
+        let cseq = self.reserve_peer_cseq(call_id, &peer_tag);
+        let refer_cseq = refer.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let mut notify = Request::new(Method::Notify, target.clone());
+        notify.headers.push(HeaderName::MaxForwards, "70");
+        notify.headers.push(HeaderName::From, to.to_string());
+        notify.headers.push(HeaderName::To, from.to_string());
+        notify.headers.push(HeaderName::CallId, call_id);
+        notify
+            .headers
+            .push(HeaderName::CSeq, format!("{cseq} NOTIFY"));
+        notify
+            .headers
+            .push(HeaderName::Event, format!("refer;id={refer_cseq}"));
+        notify.headers.push(HeaderName::SubscriptionState, state);
+        notify
+            .headers
+            .push(HeaderName::Contact, self.own_contact(flow));
+        notify
+            .headers
+            .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+        notify.body = format!(
+            "SIP/2.0 {status} {}\r\n",
+            switchboard_sip::default_reason(status)
+        )
+        .into_bytes();
+        let target = Target {
+            uri: target,
+            flow: flow.clone(),
+            routes: Vec::new(),
+        };
+        Some((notify, target))
+    }
+
+    /// Reserves the next CSeq for a request the server sends inside a dialog
+    /// on behalf of the side with `tag`.
+    fn reserve_peer_cseq(&self, call_id: &str, tag: &str) -> u32 {
+        let mut d = lock(&self.dialog_cseq);
+        let e = d.entry((call_id.to_owned(), tag.to_owned())).or_insert(0);
+        *e = e.saturating_add(1).max(1);
+        *e
     }
 
     /// Invites one more person into a conference that grew out of a conversation.
@@ -1451,7 +1655,7 @@ impl SipServer {
             .map(|c| c.to_string())
             .unwrap_or_else(|| "text/plain".into());
         let ok = Response::to_request(req, 200).with_to_tag(&ids::tag());
-        let endpoint = pager_endpoint(sender);
+        let endpoint = pager_endpoint(&conf, sender);
         if !c.members.iter().any(|m| m.endpoint == endpoint) {
             let member = Member {
                 user: sender.clone(),
@@ -1661,21 +1865,44 @@ impl SipServer {
         ))
     }
 
-    /// Ends idle conferences.
+    /// Ends idle conferences (looked for every [`SWEEP_EVERY`]).
     pub fn start_conferences(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tick.tick().await;
                 let now = switchboard_core::now_ms();
                 for c in me.conferences.sweep(now) {
-                    me.conference_ended(&c.id);
+                    me.conference_expired(&c);
                 }
                 me.conversations.sweep(now);
             }
         });
     }
+}
+
+/// NOTIFY answers that end the subscription (RFC 6665 §4.2.2; the same set
+/// as the events framework's).
+fn notify_ends_subscription(status: u16) -> bool {
+    matches!(
+        status,
+        404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604
+    )
+}
+
+/// How often the focus looks for idle conferences (and conversations).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// An idle timeout in words: "1 minute", "120 minutes" (seconds when it is
+/// not a whole number of minutes).
+fn idle_span(ms: i64) -> String {
+    let (n, unit) = if ms >= 60_000 && ms % 60_000 == 0 {
+        (ms / 60_000, "minute")
+    } else {
+        ((ms / 1000).max(1), "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn short_endpoint(endpoint: &str) -> String {
@@ -1764,6 +1991,14 @@ mod tests {
         assert!(!is_conference_user("conf-room"));
         assert!(!is_conference_user("conf-0123456789ABCDEF0123456789abcdef"));
         assert!(!is_conference_user("alice"));
+    }
+
+    #[test]
+    fn the_idle_timeout_is_said_in_words() {
+        assert_eq!(idle_span(60_000), "1 minute");
+        assert_eq!(idle_span(120 * 60_000), "120 minutes");
+        assert_eq!(idle_span(90_000), "90 seconds");
+        assert_eq!(idle_span(1_000), "1 second");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Server {
     /// Everything the server printed on standard output.
     pub stdout: Arc<Mutex<Vec<String>>>,
     config: Option<String>,
+    /// Extra environment of the server process (none unless given to
+    /// [`Server::start_with_config_and_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -56,7 +59,17 @@ impl Server {
         Server::build(&[], config)
     }
 
+    /// Starts a server with extra configuration (TOML) whose process also
+    /// gets `env` (e.g. libfaketime's variables, to shift its clock).
+    pub fn start_with_config_and_env(config: &str, env: &[(&str, &str)]) -> Server {
+        Server::build_with_env(&[], config, env)
+    }
+
     fn build(users: &[&str], config: &str) -> Server {
+        Server::build_with_env(users, config, &[])
+    }
+
+    fn build_with_env(users: &[&str], config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut s = Server {
             child: None,
@@ -66,6 +79,10 @@ impl Server {
             tls: ([0, 0, 0, 0], 0).into(),
             stdout: Arc::new(Mutex::new(Vec::new())),
             config: None,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         if !config.is_empty() {
             let path = s.dir.path().join("switchboard.toml");
@@ -119,6 +136,7 @@ impl Server {
             "RUST_LOG",
             std::env::var("SWITCHBOARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         );
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .stdin(Stdio::null());
