@@ -478,81 +478,6 @@ impl SipServer {
         })
     }
 
-    /// Sends a NOTIFY of the implicit REFER subscription of `refer` (received
-    /// inside a one-to-one session) to its sender, inside that dialog and on
-    /// behalf of the peer: the peer's tag, a CSeq above every request the peer
-    /// sent in the dialog (requests the peer sends afterwards are renumbered
-    /// above it, see [`SipServer::renumber_in_dialog`]).
-    pub fn refer_notify_in_peer_dialog(
-        &self,
-        refer: &Request,
-        flow: &Flow,
-        state: &str,
-        status: u16,
-    ) {
-        let (Ok(from), Ok(to), Ok(call_id)) = (
-            refer.headers.from(),
-            refer.headers.to(),
-            refer.headers.call_id(),
-        ) else {
-            return;
-        };
-        let Some(peer_tag) = to.tag().map(str::to_owned) else {
-            return;
-        };
-        let Some(target) = refer.headers.contacts().ok().and_then(|c| match c {
-            switchboard_sip::Contacts::List(l) => l.into_iter().next().map(|n| n.uri),
-            switchboard_sip::Contacts::Star => None,
-        }) else {
-            return;
-        };
-        let cseq = self.inject_cseq(call_id, &peer_tag);
-        let refer_cseq = refer.headers.cseq().map(|c| c.seq).unwrap_or(0);
-        let mut notify = Request::new(Method::Notify, target.clone());
-        notify.headers.push(HeaderName::MaxForwards, "70");
-        notify.headers.push(HeaderName::From, to.to_string());
-        notify.headers.push(HeaderName::To, from.to_string());
-        notify.headers.push(HeaderName::CallId, call_id);
-        notify
-            .headers
-            .push(HeaderName::CSeq, format!("{cseq} NOTIFY"));
-        notify
-            .headers
-            .push(HeaderName::Event, format!("refer;id={refer_cseq}"));
-        notify.headers.push(HeaderName::SubscriptionState, state);
-        notify
-            .headers
-            .push(HeaderName::Contact, self.own_contact(flow));
-        notify
-            .headers
-            .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
-        notify.body = format!(
-            "SIP/2.0 {status} {}\r\n",
-            switchboard_sip::default_reason(status)
-        )
-        .into_bytes();
-        let t = Target {
-            uri: target,
-            flow: flow.clone(),
-            routes: Vec::new(),
-        };
-        let (out, _) = self.prepare_forward(&notify, &t, None, false);
-        if let Some(me) = self.arc() {
-            tokio::spawn(async move {
-                let _ = me.send_request(out, t.flow).await;
-            });
-        }
-    }
-
-    /// Reserves the next CSeq for a request the server sends inside a dialog
-    /// on behalf of the side with `tag`.
-    fn inject_cseq(&self, call_id: &str, tag: &str) -> u32 {
-        let mut d = crate::transport::lock(&self.dialog_cseq);
-        let e = d.entry((call_id.to_owned(), tag.to_owned())).or_insert(0);
-        *e = e.saturating_add(1).max(1);
-        *e
-    }
-
     /// Tracks the CSeq of an in-dialog request and, when the server sent
     /// requests in that dialog on the sender's behalf, renumbers it above them
     /// so that the other side never sees CSeq go backwards.
@@ -643,20 +568,8 @@ impl SipServer {
                 }
                 self.respond(key, Response::to_request(req, 202));
                 // The REFER's implicit subscription (RFC 3515): NOTIFYs in
-                // this dialog, sent on behalf of the peer.
-                self.refer_notify_in_peer_dialog(req, flow, "active;expires=60", 100);
-                let me = self.arc();
-                let (refer, refer_flow) = (req.clone(), flow.clone());
-                let report: super::conference::Report = Box::new(move |status: u16| {
-                    if let Some(me) = &me {
-                        me.refer_notify_in_peer_dialog(
-                            &refer,
-                            &refer_flow,
-                            "terminated;reason=noresource",
-                            status,
-                        );
-                    }
-                });
+                // this dialog, sent on behalf of the peer, one at a time.
+                let report = self.escalation_refer_subscription(req, flow);
                 match self
                     .conversations
                     .escalated(&sender, &peer)
