@@ -18,6 +18,9 @@ pub struct Binding {
     pub aor: Address,
     /// The Contact URI as registered (its string form identifies the binding).
     pub uri: Uri,
+    /// `uri` in string form (its [`Binding::contact_key`]), computed once when
+    /// the binding is made: comparing bindings must not format URIs each time.
+    pub contact: String,
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
     pub q_milli: Option<u16>,
@@ -36,9 +39,9 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The identity of the binding within its AOR.
+    /// The identity of the binding within its AOR (`uri` in string form).
     pub fn contact_key(&self) -> String {
-        self.uri.to_string()
+        self.contact.clone()
     }
 
     /// True if `other` is this binding refreshed: same device, flow and
@@ -66,7 +69,7 @@ impl Binding {
     fn to_record(&self) -> BindingRecord {
         BindingRecord {
             aor: self.aor.to_string(),
-            contact: self.contact_key(),
+            contact: self.contact.clone(),
             instance: self.instance.clone(),
             reg_id: self.reg_id,
             q_milli: self.q_milli,
@@ -87,9 +90,11 @@ impl Binding {
         let transport = Transport::parse(&r.transport)?;
         let remote: SocketAddr = r.source.parse().ok()?;
         let local: SocketAddr = r.local.parse().ok()?;
+        let uri = Uri::parse(&r.contact).ok()?;
         Some(Binding {
             aor: Address::parse(&r.aor).ok()?,
-            uri: Uri::parse(&r.contact).ok()?,
+            contact: uri.to_string(),
+            uri,
             instance: r.instance,
             reg_id: r.reg_id,
             q_milli: r.q_milli,
@@ -242,10 +247,10 @@ impl Location {
         let old = map.get(aor).cloned().unwrap_or_default();
         let (new, value) = update(&old)?;
         for o in &old {
-            if !new.iter().any(|n| n.contact_key() == o.contact_key()) {
+            if !new.iter().any(|n| n.contact == o.contact) {
                 let _ = self.persist.send(BindingChange::Remove {
                     aor: aor.to_string(),
-                    contact: o.contact_key(),
+                    contact: o.contact.clone(),
                 });
                 let reason = if new
                     .iter()
@@ -257,7 +262,7 @@ impl Location {
                 };
                 let _ = self.events.send(LocationEvent::Removed {
                     aor: aor.clone(),
-                    contact: o.contact_key(),
+                    contact: o.contact.clone(),
                     reason,
                 });
             }
@@ -265,7 +270,7 @@ impl Location {
         let now_ms = switchboard_core::now_ms();
         let mut new = new;
         for n in new.iter_mut() {
-            let existed = old.iter().find(|o| o.contact_key() == n.contact_key());
+            let existed = old.iter().find(|o| o.contact == n.contact);
             // A refresh that only moves the expiry (and Call-ID/CSeq) is written
             // only once the stored expiry lags by more than half the interval:
             // the stored binding always outlives the next refresh, and a busy
@@ -295,7 +300,7 @@ impl Location {
                 if existed.is_none() {
                     let _ = self.events.send(LocationEvent::Registered {
                         aor: aor.clone(),
-                        contact: n.contact_key(),
+                        contact: n.contact.clone(),
                     });
                 }
             }
@@ -330,11 +335,11 @@ impl Location {
                 if pred(b) {
                     let _ = self.persist.send(BindingChange::Remove {
                         aor: aor.to_string(),
-                        contact: b.contact_key(),
+                        contact: b.contact.clone(),
                     });
                     let _ = self.events.send(LocationEvent::Removed {
                         aor: aor.clone(),
-                        contact: b.contact_key(),
+                        contact: b.contact.clone(),
                         reason,
                     });
                     false

@@ -157,7 +157,7 @@ pub fn register(
                 for w in &wanted {
                     let key = w.uri.to_string();
                     let same = |b: &Binding| {
-                        b.contact_key() == key
+                        b.contact == key
                             || (w.instance.is_some()
                                 && b.instance == w.instance
                                 && b.reg_id == w.reg_id)
@@ -165,7 +165,7 @@ pub fn register(
                     if let Some(existing) = new.iter().find(|b| same(b))
                         && existing.call_id == call_id
                         && existing.cseq >= cseq
-                        && existing.contact_key() == key
+                        && existing.contact == key
                     {
                         return Err(bad(req, "Out-of-order CSeq for this Call-ID"));
                     }
@@ -177,6 +177,7 @@ pub fn register(
                     new.push(Arc::new(Binding {
                         aor: aor.clone(),
                         uri: w.uri.clone(),
+                        contact: key,
                         instance: w.instance.clone(),
                         reg_id: if outbound { w.reg_id } else { None },
                         q_milli: w.q_milli,
@@ -221,7 +222,7 @@ pub fn register(
     }
     let mut resp = Response::to_request(req, 200).with_to_tag(&super::ids::tag());
     for b in &bindings {
-        let mut v = format!("<{}>;expires={}", b.uri, b.remaining_secs(now_ms));
+        let mut v = format!("<{}>;expires={}", b.contact, b.remaining_secs(now_ms));
         if let Some(q) = b.q_milli {
             v.push_str(&format!(";q={}", f32::from(q) / 1000.0));
         }
