@@ -161,7 +161,9 @@ struct ConnTable {
 
 /// Every socket and connection of the server.
 pub struct Transports {
-    udp: Mutex<Vec<Arc<UdpSocket>>>,
+    /// UDP sockets with the address each is bound to (read once: asking the
+    /// socket costs a system call, and every send picks its socket by address).
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     /// Every (transport, address) we listen on, unspecified addresses expanded
     /// to interface addresses: how the server recognises its own URIs.
     listeners: Mutex<Vec<(Transport, SocketAddr)>>,
@@ -195,10 +197,11 @@ impl Transports {
     }
 
     fn add_udp(&self, socket: Arc<UdpSocket>) {
+        // A socket whose address cannot be read could never be chosen to send.
         if let Ok(a) = socket.local_addr() {
             lock(&self.listeners).push((Transport::Udp, a));
+            lock(&self.udp).push((a, socket));
         }
-        lock(&self.udp).push(socket);
     }
 
     fn add_listener(&self, transport: Transport, addr: SocketAddr) {
@@ -232,38 +235,27 @@ impl Transports {
         let socks = lock(&self.udp);
         socks
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a == local))
-            .or_else(|| {
-                socks
-                    .iter()
-                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == local.is_ipv4()))
-            })
-            .cloned()
+            .find(|(a, _)| *a == local)
+            .or_else(|| socks.iter().find(|(a, _)| a.is_ipv4() == local.is_ipv4()))
+            .map(|(_, s)| s.clone())
     }
 
     /// A UDP flow from one of our sockets (the one bound to `local` if there is
     /// one, else any of the same family) to `remote`.
     pub fn udp_flow(&self, local: Option<SocketAddr>, remote: SocketAddr) -> Option<Flow> {
         let socks = lock(&self.udp);
-        let sock = local
-            .and_then(|l| socks.iter().find(|s| s.local_addr().is_ok_and(|a| a == l)))
+        let (local, _) = local
+            .and_then(|l| socks.iter().find(|(a, _)| *a == l))
             .or_else(|| {
-                socks.iter().find(|s| {
-                    s.local_addr().is_ok_and(|a| {
-                        a.is_ipv4() == remote.is_ipv4()
-                            && a.ip().is_loopback() == remote.ip().is_loopback()
-                    })
+                socks.iter().find(|(a, _)| {
+                    a.is_ipv4() == remote.is_ipv4()
+                        && a.ip().is_loopback() == remote.ip().is_loopback()
                 })
             })
-            .or_else(|| {
-                socks.iter().find(|s| {
-                    s.local_addr()
-                        .is_ok_and(|a| a.is_ipv4() == remote.is_ipv4())
-                })
-            })?;
+            .or_else(|| socks.iter().find(|(a, _)| a.is_ipv4() == remote.is_ipv4()))?;
         Some(Flow {
             transport: Transport::Udp,
-            local: sock.local_addr().ok()?,
+            local: *local,
             remote,
             conn: None,
         })
