@@ -28,7 +28,10 @@ pub use header::{Header, HeaderName, Headers};
 pub use message::{Message, Request, Response, TransactionKey, default_reason};
 pub use method::Method;
 pub use params::{Param, Params};
-pub use parse::{Defect, Limits, check_request, check_response, defect_for, parse_datagram};
+pub use parse::{
+    Defect, Limits, check_request, check_request_top_via, check_response, defect_for,
+    parse_datagram,
+};
 pub use typed::{
     AuthHeader, CSeq, Contacts, EventHeader, MediaType, NameAddr, SubscriptionState, Via,
 };

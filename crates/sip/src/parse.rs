@@ -6,6 +6,7 @@ use crate::header::{Header, HeaderName, Headers};
 use crate::lex;
 use crate::message::{Message, Request, Response};
 use crate::method::Method;
+use crate::typed::Via;
 use crate::uri::Uri;
 
 /// Bounds on what the parser accepts, so one client cannot make the server
@@ -364,8 +365,24 @@ pub fn defect_for(e: &ParseError) -> Defect {
 /// §3.1.2.13 `regbadct` expects). Per-method rules (Require, Content-Type of
 /// MESSAGE…) belong to the method handlers.
 pub fn check_request(req: &Request) -> Result<(), Defect> {
-    req.headers.top_via().map_err(Defect::bad)?;
-    req.headers.vias().map_err(Defect::bad)?;
+    check_request_top_via(req).map(|_| ())
+}
+
+/// [`check_request`], returning the topmost Via it parsed on the way, so that
+/// a server does not parse it again (for `received`/`rport` and the
+/// transaction key).
+pub fn check_request_top_via(req: &Request) -> Result<Via, Defect> {
+    // Every Via value is parsed once, topmost first: the first defect found
+    // is the one reported, as when the top Via was checked on its own first.
+    let mut vias = req.headers.values(&HeaderName::Via);
+    let top = vias
+        .next()
+        .ok_or_else(|| ParseError::header("Via", "missing"))
+        .and_then(Via::parse)
+        .map_err(Defect::bad)?;
+    for v in vias {
+        Via::parse(v).map_err(Defect::bad)?;
+    }
     req.headers.from().map_err(Defect::bad)?;
     req.headers.to().map_err(Defect::bad)?;
     req.headers.call_id().map_err(Defect::bad)?;
@@ -387,7 +404,7 @@ pub fn check_request(req: &Request) -> Result<(), Defect> {
             status: 400,
             reason: "Bad Request-URI: headers are not allowed in a Request-URI".into(),
         }),
-        Uri::Sip(_) | Uri::Tel(_) => Ok(()),
+        Uri::Sip(_) | Uri::Tel(_) => Ok(top),
         Uri::Absolute(_) => Err(Defect {
             status: 416,
             reason: "Unsupported URI Scheme".into(),

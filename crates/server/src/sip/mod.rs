@@ -27,7 +27,7 @@ use switchboard_core::conversation::Conversations;
 use switchboard_core::presence::{ContactBook, PresenceEngine};
 use switchboard_core::{Address, ContactGate, Directory, OfflineIm, Policies};
 use switchboard_sip::parse::{StartLine, parse_head};
-use switchboard_sip::transaction::{Event, Timers, TransactionLayer};
+use switchboard_sip::transaction::{Event, Timers, TransactionLayer, TxError};
 use switchboard_sip::{
     HeaderName, Limits, Message, Method, ParseError, Request, Response, TransactionKey, Uri,
     framing, parse_datagram,
@@ -346,24 +346,31 @@ impl SipServer {
         let now = Instant::now();
         match msg {
             Message::Request(mut req) => {
-                if let Err(d) = switchboard_sip::check_request(&req) {
-                    tracing::debug!(%flow, status = d.status, reason = %d.reason, "rejected request");
-                    if req.method != Method::Ack && req.headers.top_via().is_ok() {
-                        self.respond_stateless(
-                            &flow,
-                            Response::to_request(&req, d.status).with_reason(d.reason),
-                        );
+                let via = match switchboard_sip::check_request_top_via(&req) {
+                    Ok(via) => via,
+                    Err(d) => {
+                        tracing::debug!(%flow, status = d.status, reason = %d.reason, "rejected request");
+                        if req.method != Method::Ack && req.headers.top_via().is_ok() {
+                            self.respond_stateless(
+                                &flow,
+                                Response::to_request(&req, d.status).with_reason(d.reason),
+                            );
+                        }
+                        return;
                     }
-                    return;
-                }
-                mark_received(&mut req, &flow);
-                let stateless = req.clone();
-                if let Err(e) = self.with_layer(|l| l.handle_request(now, req, flow.clone())) {
-                    // Only requests without a branch get here: answer statelessly.
-                    self.respond_stateless(
+                };
+                // The key is what the transaction layer would derive from the
+                // top Via (received/rport added below do not change it).
+                let key = TransactionKey::for_server(&via, &req.method);
+                mark_received(&mut req, &flow, via);
+                match key {
+                    Ok(key) => self.with_layer(|l| l.handle_request_keyed(now, key, req, flow)),
+                    // A request without a branch: answer statelessly.
+                    Err(_) => self.respond_stateless(
                         &flow,
-                        Response::to_request(&stateless, 400).with_reason(format!("Bad Via: {e}")),
-                    );
+                        Response::to_request(&req, 400)
+                            .with_reason(format!("Bad Via: {}", TxError::NoBranch)),
+                    ),
                 }
             }
             Message::Response(resp) => {
@@ -563,11 +570,9 @@ impl SipServer {
 
 /// Records where a request really came from in its top Via (RFC 3261
 /// §18.2.1 `received`, RFC 3581 `rport`), so that responses and the client
-/// learn the address seen from here (the NAT's).
-fn mark_received(req: &mut Request, flow: &Flow) {
-    let Ok(mut via) = req.headers.top_via() else {
-        return;
-    };
+/// learn the address seen from here (the NAT's). `via` is the request's top
+/// Via, already parsed.
+fn mark_received(req: &mut Request, flow: &Flow, mut via: switchboard_sip::Via) {
     let rport = via.params.get("rport").is_some();
     let ip = flow.remote.ip();
     let differs = via.host.ip() != Some(ip);

@@ -262,6 +262,20 @@ impl<F: Flow> TransactionLayer<F> {
         flow: F,
     ) -> Result<(), TxError> {
         let key = request.transaction_key().map_err(|_| TxError::NoBranch)?;
+        self.handle_request_keyed(now, key, request, flow);
+        Ok(())
+    }
+
+    /// [`TransactionLayer::handle_request`] for a driver that has already
+    /// computed the request's key (`request.transaction_key()`, which it
+    /// must be) from the top Via it parsed.
+    pub fn handle_request_keyed(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        flow: F,
+    ) {
         if request.method == Method::Ack {
             let absorbed = match self.server.get_mut(&key) {
                 Some(tx) => {
@@ -279,7 +293,7 @@ impl<F: Flow> TransactionLayer<F> {
                 self.events.push_back(Event::Ack { request, flow });
             }
             self.reschedule_server(&key);
-            return Ok(());
+            return;
         }
         if let Some(tx) = self.server.get_mut(&key) {
             let mut io = Io {
@@ -289,19 +303,14 @@ impl<F: Flow> TransactionLayer<F> {
                 events: &mut self.events,
             };
             tx.on_retransmission(&mut io);
-            return Ok(());
+            return;
         }
         let mut io = self.io(now);
         let tx = ServerTx::new(&mut io, &request, flow.clone());
         let next = tx.next_deadline();
         self.server.insert(key.clone(), tx);
-        self.events.push_back(Event::Request {
-            key: key.clone(),
-            request,
-            flow,
-        });
         self.schedule(Side::Server, &key, next);
-        Ok(())
+        self.events.push_back(Event::Request { key, request, flow });
     }
 
     /// The transaction user answers server transaction `key`.
