@@ -113,7 +113,9 @@ const TAG_LEN: usize = 16;
 
 /// Issues and checks stateless nonces.
 pub struct NonceIssuer {
-    secret: [u8; 32],
+    /// HMAC-SHA-256 keyed with the secret, cloned for each tag: keying hashes
+    /// the padded key twice, which need not be repeated for every nonce.
+    keyed: Hmac<Sha256>,
     /// How long a nonce is accepted, in seconds.
     lifetime: u64,
     /// Makes every nonce unique even within one second, so that two clients
@@ -147,15 +149,15 @@ impl NonceIssuer {
     /// the secret do not issue the same nonces).
     pub fn new(secret: [u8; 32], lifetime_secs: u64, first_serial: u64) -> NonceIssuer {
         NonceIssuer {
-            secret,
+            keyed: <Hmac<Sha256> as KeyInit>::new_from_slice(&secret)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length")),
             lifetime: lifetime_secs,
             serial: AtomicU64::new(first_serial),
         }
     }
 
     fn tag(&self, issued: u64, serial: u64, realm: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut mac = self.keyed.clone();
         mac.update(&issued.to_be_bytes());
         mac.update(&serial.to_be_bytes());
         mac.update(realm.as_bytes());
@@ -635,6 +637,33 @@ mod tests {
             run(&issuer, &mut counts, &equivalent, 1000),
             Verdict::Authenticated { .. }
         ));
+    }
+
+    #[test]
+    fn nonce_is_the_documented_hmac() {
+        // base64url(issued || serial || HMAC-SHA-256(secret, issued || serial || realm)[..16]),
+        // computed here with a freshly keyed HMAC.
+        let issuer = NonceIssuer::new(SECRET, 300, 41);
+        let nonce = issuer.issue("example.com", 1_700_000_000);
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&SECRET).expect("key");
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+        raw.extend_from_slice(&41u64.to_be_bytes());
+        mac.update(&raw);
+        mac.update(b"example.com");
+        raw.extend_from_slice(&mac.finalize().into_bytes()[..TAG_LEN]);
+        assert_eq!(
+            nonce,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        );
+        assert_eq!(
+            issuer.check(&nonce, "example.com", 1_700_000_001),
+            NonceState::Valid(1_700_000_000)
+        );
+        assert_eq!(
+            issuer.check(&nonce, "example.org", 1_700_000_001),
+            NonceState::Invalid
+        );
     }
 
     #[test]
