@@ -210,7 +210,7 @@ impl Headers {
     /// (commas inside quotes or `<>` do not split).
     pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         self.get_all(name)
-            .flat_map(|v| crate::lex::split_top_level(v, b','))
+            .flat_map(|v| crate::lex::SplitTopLevel::new(v, b','))
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }

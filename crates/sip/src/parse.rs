@@ -85,6 +85,18 @@ pub fn head_end_from(bytes: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// `part` (a slice of `head`) as text: a slice of `whole` (the head already
+/// checked to be UTF-8) if there is one, else checked on its own.
+fn text_of<'a>(whole: Option<&'a str>, head: &[u8], part: &'a [u8]) -> Option<&'a str> {
+    match whole {
+        Some(w) => {
+            let at = part.as_ptr() as usize - head.as_ptr() as usize;
+            w.get(at..at + part.len())
+        }
+        None => std::str::from_utf8(part).ok(),
+    }
+}
+
 /// Parses the head (`bytes` must hold at least the whole head). Returns the
 /// head and the offset at which the body starts.
 pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseError> {
@@ -96,6 +108,11 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
         });
     }
     let head = &bytes[..end];
+    // Checked once for the whole head: every line, name and value then is
+    // valid UTF-8 too (each begins and ends next to an ASCII byte). Only a
+    // head that is not UTF-8 is checked piece by piece, to name the piece.
+    let whole = std::str::from_utf8(head).ok();
+    let text = |part| text_of(whole, head, part);
     let mut lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -104,7 +121,9 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
     // Header lines as read, with the line number each one started on. Values
     // are validated once folding has been undone, because a quoted string (and
     // so the meaning of a backslash) can span a fold.
-    let mut lines_read: Vec<(HeaderName, String, usize)> = Vec::new();
+    let lines_in_head = memchr::memchr_iter(b'\n', head).count();
+    let mut headers: Vec<Header> = Vec::with_capacity(lines_in_head.min(limits.max_headers + 2));
+    let mut line_numbers: Vec<usize> = Vec::with_capacity(headers.capacity());
     let mut counted = 0;
     for (idx, line) in lines.enumerate() {
         let lineno = idx + 2;
@@ -114,21 +133,21 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
         if line[0] == b' ' || line[0] == b'\t' {
             // Folded continuation of the previous header (RFC 3261 §7.3.1),
             // Content-Length included: it is joined with a single space.
-            let prev = lines_read.last_mut().ok_or(ParseError::HeaderLine {
+            let prev = headers.last_mut().ok_or(ParseError::HeaderLine {
                 line: lineno,
                 what: "continuation line before any header",
             })?;
-            let cont = std::str::from_utf8(line)
-                .map_err(|_| ParseError::HeaderLine {
+            let cont = text(line)
+                .ok_or(ParseError::HeaderLine {
                     line: lineno,
                     what: "not UTF-8",
                 })?
                 .trim_matches([' ', '\t']);
             if !cont.is_empty() {
-                if !prev.1.is_empty() {
-                    prev.1.push(' ');
+                if !prev.value.is_empty() {
+                    prev.value.push(' ');
                 }
-                prev.1.push_str(cont);
+                prev.value.push_str(cont);
             }
             continue;
         }
@@ -136,8 +155,8 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
             line: lineno,
             what: "missing colon",
         })?;
-        let name = std::str::from_utf8(&line[..colon])
-            .map_err(|_| ParseError::HeaderLine {
+        let name = text(&line[..colon])
+            .ok_or(ParseError::HeaderLine {
                 line: lineno,
                 what: "name not UTF-8",
             })?
@@ -148,8 +167,8 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
                 what: "invalid header name",
             });
         }
-        let value = std::str::from_utf8(&line[colon + 1..])
-            .map_err(|_| ParseError::HeaderLine {
+        let value = text(&line[colon + 1..])
+            .ok_or(ParseError::HeaderLine {
                 line: lineno,
                 what: "value not UTF-8",
             })?
@@ -163,18 +182,22 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
                 });
             }
         }
-        lines_read.push((name, value.to_owned(), lineno));
+        headers.push(Header {
+            name,
+            value: value.to_owned(),
+        });
+        line_numbers.push(lineno);
     }
-    let mut headers: Vec<Header> = Vec::with_capacity(lines_read.len());
     let mut content_length: Option<usize> = None;
-    for (name, value, lineno) in lines_read {
-        if lex::has_bare_control(&value) {
+    for (h, &lineno) in headers.iter().zip(&line_numbers) {
+        if lex::has_bare_control(&h.value) {
             return Err(ParseError::HeaderLine {
                 line: lineno,
                 what: "control character in value",
             });
         }
-        if name == HeaderName::ContentLength {
+        if h.name == HeaderName::ContentLength {
+            let value = &h.value;
             if content_length.is_some() {
                 return Err(ParseError::ContentLength("more than one value"));
             }
@@ -186,9 +209,11 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
                     .parse()
                     .map_err(|_| ParseError::ContentLength("not a number"))?,
             );
-            continue;
         }
-        headers.push(Header { name, value });
+    }
+    if content_length.is_some() {
+        // Content-Length is derived from the body when the message is written.
+        headers.retain(|h| h.name != HeaderName::ContentLength);
     }
     Ok((
         Head {
@@ -595,6 +620,45 @@ mod tests {
             "To: \"x\r\n \\\ry\" <sip:alice@example.com>",
         );
         assert!(parse_datagram(cr.as_bytes(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn non_utf8_header_lines_are_named() {
+        let at = |what: &str, line: &str| {
+            let mut m = REG.as_bytes().to_vec();
+            let pos = REG.find(what).expect("present");
+            m.splice(pos..pos + what.len(), line.bytes().chain([0xff]));
+            parse_datagram(&m, &Limits::default())
+        };
+        assert_eq!(
+            at("Max-Forwards: 70", "Max-Forwards: 70"),
+            Err(ParseError::HeaderLine {
+                line: 3,
+                what: "value not UTF-8"
+            })
+        );
+        assert_eq!(
+            at("Max-Forwards", "Max-Forwards"),
+            Err(ParseError::HeaderLine {
+                line: 3,
+                what: "name not UTF-8"
+            })
+        );
+        assert_eq!(
+            at("Max-Forwards: 70", "Max-Forwards: 70\r\n "),
+            Err(ParseError::HeaderLine {
+                line: 4,
+                what: "not UTF-8"
+            })
+        );
+        let multibyte = REG.replace(
+            "To: <sip:alice@example.com>",
+            "To: \"J\u{fc}rgen \u{1f600}\" <sip:alice@example.com>\r\n  \u{e9}t\u{e9}",
+        );
+        assert_eq!(
+            req(multibyte.as_bytes()).headers.get(&HeaderName::To),
+            Some("\"J\u{fc}rgen \u{1f600}\" <sip:alice@example.com> \u{e9}t\u{e9}")
+        );
     }
 
     #[test]

@@ -428,7 +428,7 @@ impl AuthHeader {
             return Err(err("invalid auth scheme"));
         }
         let mut params = Vec::new();
-        for part in lex::split_top_level(rest, b',') {
+        for part in lex::SplitTopLevel::new(rest, b',') {
             let part = part.trim();
             if part.is_empty() {
                 continue;
