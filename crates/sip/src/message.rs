@@ -89,9 +89,24 @@ fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    push_decimal(out, body.len());
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
+}
+
+/// Appends `n` in decimal (as `n.to_string()` writes it).
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn estimate(headers: &Headers, body: &[u8]) -> usize {
@@ -149,7 +164,7 @@ impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(estimate(&self.headers, &self.body) + self.reason.len());
         out.extend_from_slice(b"SIP/2.0 ");
-        out.extend_from_slice(self.status.to_string().as_bytes());
+        push_decimal(&mut out, usize::from(self.status));
         out.push(b' ');
         push_line_text(&mut out, &self.reason);
         out.extend_from_slice(b"\r\n");
@@ -237,9 +252,11 @@ impl TransactionKey {
         } else {
             method.clone()
         };
+        let mut sent_by = via.sent_by();
+        sent_by.make_ascii_lowercase();
         Ok(TransactionKey {
             branch: branch.to_owned(),
-            sent_by: via.sent_by().to_ascii_lowercase(),
+            sent_by,
             method,
         })
     }
@@ -332,6 +349,15 @@ pub fn default_reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [0, 7, 10, 99, 100, 404, 65_535, 1_000_000, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
     use crate::parse::{Limits, parse_datagram};
 
     fn sample() -> Request {

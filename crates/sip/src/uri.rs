@@ -257,12 +257,14 @@ impl SipUri {
     /// compared case-insensitively by Switchboard too, see docs/DECISIONS.md, so
     /// the user is lower-cased as well). `None` without a user part.
     pub fn aor(&self) -> Option<String> {
+        use std::fmt::Write as _;
         let user = self.user.as_ref()?;
-        Some(format!(
-            "{}@{}",
-            user.to_ascii_lowercase(),
-            self.host.to_string().to_ascii_lowercase()
-        ))
+        let mut aor = String::with_capacity(user.len() + 1 + 24);
+        aor.push_str(user);
+        aor.push('@');
+        write!(aor, "{}", self.host).ok()?;
+        aor.make_ascii_lowercase();
+        Some(aor)
     }
 
     /// The `transport` parameter, lower-cased.
@@ -403,9 +405,43 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Name(n) => f.write_str(n),
-            Host::V4(a) => write!(f, "{a}"),
+            Host::V4(a) => write_ipv4(f, a),
             Host::V6(a) => write!(f, "[{a}]"),
         }
+    }
+}
+
+/// Dotted-quad text of `a`, as `Ipv4Addr`'s Display writes it, without the
+/// formatting machinery (hosts are written for every Via key and Contact).
+fn write_ipv4(f: &mut fmt::Formatter<'_>, a: &Ipv4Addr) -> fmt::Result {
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// Writes `s` as [`lex::escape`] encodes it; without a String when nothing
+/// needs encoding, which is almost always.
+fn write_escaped(f: &mut fmt::Formatter<'_>, s: &str, keep: impl Fn(u8) -> bool) -> fmt::Result {
+    if s.bytes().all(|b| b.is_ascii() && keep(b)) {
+        f.write_str(s)
+    } else {
+        f.write_str(&lex::escape(s, keep))
     }
 }
 
@@ -414,9 +450,11 @@ fn write_params(f: &mut fmt::Formatter<'_>, params: &Params) -> fmt::Result {
         lex::is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
     };
     for p in params.iter() {
-        write!(f, ";{}", lex::escape(&p.name, keep))?;
+        f.write_str(";")?;
+        write_escaped(f, &p.name, keep)?;
         if let Some(v) = &p.value {
-            write!(f, "={}", lex::escape(v, keep))?;
+            f.write_str("=")?;
+            write_escaped(f, v, keep)?;
         }
     }
     Ok(())
@@ -426,10 +464,10 @@ impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.secure { "sips:" } else { "sip:" })?;
         if let Some(u) = &self.user {
-            f.write_str(&lex::escape(u, |b| {
+            write_escaped(f, u, |b| {
                 lex::is_unreserved(b)
                     || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-            }))?;
+            })?;
             if let Some(p) = &self.password {
                 write!(
                     f,
@@ -440,7 +478,7 @@ impl fmt::Display for SipUri {
             }
             f.write_str("@")?;
         }
-        write!(f, "{}", self.host)?;
+        fmt::Display::fmt(&self.host, f)?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
@@ -479,6 +517,62 @@ mod tests {
 
     fn sip(s: &str) -> SipUri {
         SipUri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn ipv4_hosts_are_written_as_std_writes_them() {
+        let mut n: u32 = 0x0102_0304;
+        for a in [
+            0u32,
+            u32::MAX,
+            0x0A00_6409,
+            0xC0A8_010A,
+            0x6400_0A01,
+            0x7F00_0001,
+        ] {
+            let ip = Ipv4Addr::from(a);
+            assert_eq!(Host::V4(ip).to_string(), ip.to_string());
+        }
+        for _ in 0..2000 {
+            n = n.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let ip = Ipv4Addr::from(n);
+            assert_eq!(Host::V4(ip).to_string(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn written_uris_escape_as_before() {
+        let keep = |b: u8| {
+            lex::is_unreserved(b)
+                || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+        };
+        for user in [
+            "alice",
+            "a b",
+            "j\u{fc}rgen",
+            "100%",
+            "x@y",
+            "semi;colon",
+            "\0nul",
+        ] {
+            let mut u = SipUri::new(Some(user), Host::V4(Ipv4Addr::new(192, 0, 2, 1)));
+            u.params.set("transport", Some("t c\u{e9}p"));
+            u.params.set("lr", None);
+            let want = format!(
+                "sip:{}@192.0.2.1;transport={};lr",
+                lex::escape(user, keep),
+                lex::escape("t c\u{e9}p", |b| {
+                    lex::is_unreserved(b)
+                        || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+                })
+            );
+            assert_eq!(u.to_string(), want);
+            assert_eq!(sip(&want), u);
+        }
+        assert_eq!(
+            sip("sip:Alice@Example.COM").aor().as_deref(),
+            Some("alice@example.com")
+        );
     }
 
     #[test]
