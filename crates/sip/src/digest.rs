@@ -52,10 +52,22 @@ impl Algorithm {
 
     /// Lower-case hex of H(data).
     pub fn hash_hex(self, data: &[u8]) -> String {
+        self.hash_hex_parts(&[data])
+    }
+
+    /// Lower-case hex of H(the parts one after the other), without joining them.
+    fn hash_hex_parts(self, parts: &[&[u8]]) -> String {
+        fn run<D: Digest>(parts: &[&[u8]]) -> String {
+            let mut h = D::new();
+            for p in parts {
+                h.update(p);
+            }
+            hex::encode(h.finalize())
+        }
         match self {
-            Algorithm::Md5 => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 => hex::encode(Sha256::digest(data)),
-            Algorithm::Sha512_256 => hex::encode(Sha512_256::digest(data)),
+            Algorithm::Md5 => run::<Md5>(parts),
+            Algorithm::Sha256 => run::<Sha256>(parts),
+            Algorithm::Sha512_256 => run::<Sha512_256>(parts),
         }
     }
 }
@@ -89,14 +101,18 @@ pub struct ResponseInput<'a> {
 /// KD(HA1, nonce:nc:cnonce:qop:H(method:uri)).
 pub fn expected_response(input: &ResponseInput<'_>, ha1_hex: &str) -> String {
     let alg = input.algorithm;
-    let ha2 = alg.hash_hex(format!("{}:{}", input.method, input.uri).as_bytes());
-    alg.hash_hex(
-        format!(
-            "{ha1_hex}:{}:{}:{}:auth:{ha2}",
-            input.nonce, input.nc, input.cnonce
-        )
-        .as_bytes(),
-    )
+    let ha2 = alg.hash_hex_parts(&[input.method.as_bytes(), b":", input.uri.as_bytes()]);
+    alg.hash_hex_parts(&[
+        ha1_hex.as_bytes(),
+        b":",
+        input.nonce.as_bytes(),
+        b":",
+        input.nc.as_bytes(),
+        b":",
+        input.cnonce.as_bytes(),
+        b":auth:",
+        ha2.as_bytes(),
+    ])
 }
 
 /// The `response` a client computes from its password (used by test clients).
@@ -167,21 +183,30 @@ impl NonceIssuer {
     /// A fresh, unique nonce for `realm` at time `now`.
     pub fn issue(&self, realm: &str, now: u64) -> String {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let mut raw = Vec::with_capacity(16 + TAG_LEN);
-        raw.extend_from_slice(&now.to_be_bytes());
-        raw.extend_from_slice(&serial.to_be_bytes());
-        raw.extend_from_slice(&self.tag(now, serial, realm)[..TAG_LEN]);
+        let mut raw = [0u8; 16 + TAG_LEN];
+        raw[..8].copy_from_slice(&now.to_be_bytes());
+        raw[8..16].copy_from_slice(&serial.to_be_bytes());
+        raw[16..].copy_from_slice(&self.tag(now, serial, realm)[..TAG_LEN]);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
 
     /// Checks a nonce presented for `realm` at time `now`.
     pub fn check(&self, nonce: &str, realm: &str, now: u64) -> NonceState {
-        let Ok(raw) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(nonce) else {
-            return NonceState::Invalid;
-        };
-        if raw.len() != 16 + TAG_LEN {
+        // Decoded on the stack: 64 characters decode to at most 48 bytes, and
+        // anything longer cannot be the 32 bytes of one of our nonces.
+        let mut buf = [0u8; 48];
+        if nonce.len() > 64 {
             return NonceState::Invalid;
         }
+        let Ok(len) =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(nonce, &mut buf)
+        else {
+            return NonceState::Invalid;
+        };
+        if len != 16 + TAG_LEN {
+            return NonceState::Invalid;
+        }
+        let raw = &buf[..len];
         let mut word = [0u8; 8];
         word.copy_from_slice(&raw[..8]);
         let issued = u64::from_be_bytes(word);
@@ -492,6 +517,21 @@ mod tests {
     }
 
     #[test]
+    fn rfc2617_md5_example() {
+        // RFC 2617 §3.5: qop=auth response for Mufasa.
+        let input = ResponseInput {
+            algorithm: Algorithm::Md5,
+            nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            nc: "00000001",
+            cnonce: "0a4f113b",
+            method: "GET",
+            uri: "/dir/index.html",
+        };
+        let r = client_response(&input, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+    }
+
+    #[test]
     fn rfc7616_sha256_example() {
         // RFC 7616 §3.9.1: SHA-256 response for Mufasa with these values.
         let input = ResponseInput {
@@ -664,6 +704,20 @@ mod tests {
             issuer.check(&nonce, "example.org", 1_700_000_001),
             NonceState::Invalid
         );
+        for bad in [
+            format!("{nonce}A"),
+            format!("{nonce}="),
+            nonce[..42].to_owned(),
+            nonce.repeat(2),
+            "A".repeat(65),
+            String::new(),
+        ] {
+            assert_eq!(
+                issuer.check(&bad, "example.com", 1_700_000_001),
+                NonceState::Invalid,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl<'a> Iterator for SplitTopLevel<'a> {
 /// is not a well-formed quoted string.
 pub fn unquote(s: &str) -> Option<String> {
     let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr2(b'\\', b'"', inner.as_bytes()).is_none() {
+        // Nothing escaped, no stray quote: the text between the quotes.
+        return Some(inner.to_owned());
+    }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
