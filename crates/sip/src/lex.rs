@@ -72,6 +72,21 @@ impl<'a> Iterator for SplitTopLevel<'a> {
         }
         let bytes = self.s.as_bytes();
         while self.i < bytes.len() {
+            // Jump to the next byte that can matter in the current state;
+            // the bytes skipped would have changed nothing.
+            let rest = &bytes[self.i..];
+            let found = if self.in_quotes {
+                memchr::memchr2(b'\\', b'"', rest)
+            } else if self.in_angle {
+                memchr::memchr2(b'"', b'>', rest)
+            } else {
+                memchr::memchr3(self.sep, b'"', b'<', rest)
+            };
+            let Some(skip) = found else {
+                self.i = bytes.len();
+                break;
+            };
+            self.i += skip;
             let b = bytes[self.i];
             if self.in_quotes {
                 if b == b'\\' {
@@ -301,6 +316,11 @@ mod tests {
         for s in [
             "",
             ",",
+            r#"a\,b"#,
+            r#"<a"b>,c"d>e",f>,g"#,
+            r#""a<b",c>d,e"#,
+            "a;b,c;d",
+            "<a;b>;c",
             ",,",
             "a",
             "a,",
@@ -315,12 +335,33 @@ mod tests {
             "a>b,c<d,e>f,g",
             "é,ü\",\"ö,ß",
         ] {
-            for sep in [b',', b';'] {
+            for sep in [b',', b';', b'"', b'<', b'>', b'\\', b' '] {
                 assert_eq!(
                     SplitTopLevel::new(s, sep).collect::<Vec<_>>(),
                     reference_split(s, sep),
                     "{s:?} split at {}",
                     sep as char
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn iterator_splits_random_text_like_the_reference() {
+        let alphabet = ["a", ",", ";", "\"", "<", ">", "\\", " ", "\u{e9}"];
+        let mut seed: u64 = 0x5eed;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            for _ in 0..(seed >> 59) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                s.push_str(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            for sep in [b',', b';', b'"', b'<', b'\\'] {
+                assert_eq!(
+                    SplitTopLevel::new(&s, sep).collect::<Vec<_>>(),
+                    reference_split(&s, sep),
+                    "{s:?}"
                 );
             }
         }

@@ -113,9 +113,19 @@ pub fn parse_head(bytes: &[u8], limits: &Limits) -> Result<(Head, usize), ParseE
     // head that is not UTF-8 is checked piece by piece, to name the piece.
     let whole = std::str::from_utf8(head).ok();
     let text = |part| text_of(whole, head, part);
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // The pieces between line feeds (as `head.split(|&b| b == b'\n')` gives
+    // them), without a trailing CR.
+    let mut from = 0;
+    let mut lines = std::iter::from_fn(|| {
+        if from > head.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &head[from..]).map_or(head.len(), |n| from + n);
+        let line = &head[from..end];
+        from = end + 1;
+        Some(line)
+    })
+    .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let first = lines.next().ok_or(ParseError::Truncated)?;
     let start = parse_start_line(first)?;
     // Header lines as read, with the line number each one started on. Values

@@ -293,7 +293,10 @@ pub(crate) fn parse_host(s: &str) -> Result<(Host, usize), ParseError> {
         return Err(ParseError::Uri("missing host"));
     }
     let name = &s[..i];
-    if let Ok(v4) = name.parse::<Ipv4Addr>() {
+    // Only digits and dots can be an IPv4 address.
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && let Ok(v4) = name.parse::<Ipv4Addr>()
+    {
         return Ok((Host::V4(v4), i));
     }
     if name.starts_with('-') || name.starts_with('.') || name.contains("..") {
