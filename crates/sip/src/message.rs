@@ -5,6 +5,7 @@ use crate::header::{HeaderName, Headers};
 use crate::method::Method;
 use crate::typed::Via;
 use crate::uri::Uri;
+use std::fmt::Write as _;
 
 /// A SIP request. `Content-Length` is not kept among the headers: it is derived
 /// from `body` when the request is written, so it can never disagree with it.
@@ -181,6 +182,9 @@ impl Response {
     /// CSeq copied, nothing else. The caller adds a To tag where one is needed.
     pub fn to_request(req: &Request, status: u16) -> Response {
         let mut resp = Response::new(status);
+        // The five copied headers and room for what the caller adds (a
+        // challenge; Contact, Supported, Date…) without growing the list.
+        resp.headers.0.reserve(12);
         for h in req.headers.iter() {
             if matches!(
                 h.name,
@@ -219,7 +223,10 @@ impl Response {
             && to.tag().is_none()
         {
             to.params.set("tag", Some(tag));
-            self.headers.set(HeaderName::To, to.to_string());
+            let was = self.headers.get(&HeaderName::To).map_or(0, str::len);
+            let mut value = String::with_capacity(was + tag.len() + 16);
+            let _ = write!(value, "{to}");
+            self.headers.set(HeaderName::To, value);
         }
         self
     }

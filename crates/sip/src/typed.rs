@@ -221,10 +221,13 @@ impl Via {
 
     /// The `sent-by` as `host[:port]` text, for transaction matching.
     pub fn sent_by(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.to_string(),
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(48);
+        let _ = write!(s, "{}", self.host);
+        if let Some(p) = self.port {
+            let _ = write!(s, ":{p}");
         }
+        s
     }
 }
 

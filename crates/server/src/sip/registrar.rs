@@ -3,6 +3,7 @@
 
 use super::location::{Binding, Location};
 use crate::transport::{Flow, Transports};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_core::Address;
@@ -222,7 +223,11 @@ pub fn register(
     }
     let mut resp = Response::to_request(req, 200).with_to_tag(&super::ids::tag());
     for b in &bindings {
-        let mut v = format!("<{}>;expires={}", b.contact, b.remaining_secs(now_ms));
+        let mut v = String::with_capacity(b.contact.len() + 24);
+        v.push('<');
+        v.push_str(&b.contact);
+        v.push_str(">;expires=");
+        let _ = write!(v, "{}", b.remaining_secs(now_ms));
         if let Some(q) = b.q_milli {
             v.push_str(&format!(";q={}", f32::from(q) / 1000.0));
         }
@@ -249,10 +254,26 @@ pub fn register(
     resp
 }
 
-/// An RFC 1123 date for the Date header.
+/// An RFC 1123 date for the Date header. The text of the current second is
+/// kept (per thread): a busy registrar answers thousands of times a second.
 pub fn httpdate(now_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let secs = now_ms / 1000;
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, format_httpdate(secs));
+        }
+        last.1.clone()
+    })
+}
+
+fn format_httpdate(secs: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -267,5 +288,10 @@ mod tests {
     fn date_format() {
         assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(httpdate(1_700_000_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+        // The same second again (cached), the next one, and back.
+        assert_eq!(httpdate(1_700_000_000_999), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(httpdate(1_700_000_001_000), "Tue, 14 Nov 2023 22:13:21 GMT");
+        assert_eq!(httpdate(1_700_000_000_500), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(httpdate(-1), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }
