@@ -3,7 +3,8 @@
 
 Usage: bench/run.sh SCENARIO [options]      (see --help, and bench/README.md)
 
-SCENARIO is one of: register, message, presence.
+SCENARIO is one of: register, message, presence, conference (Switchboard
+only: Kamailio has no IM conference focus).
 
 For each server (Kamailio, then Switchboard) the harness:
   * makes a fresh temporary directory, picks free loopback ports,
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -51,7 +53,8 @@ LOOPBACK = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
-SCENARIOS = ("register", "message", "presence")
+SCENARIOS = ("register", "message", "presence", "conference")
+KAMAILIO_SCENARIOS = ("register", "message", "presence")  # conference: Switchboard only
 SERVERS = ("kamailio", "switchboard")
 
 DEFAULT_SWITCHBOARD_BIN = REPO_DIR / "target" / "release" / "switchboard"
@@ -208,6 +211,33 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / CLK_TCK
 
 
+def group_cpu_split(pgid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds (utime+cutime, stime+cstime) of the group."""
+    user = sys_ = 0
+    for pid in group_pids(pgid):
+        st = _read_stat(pid)
+        if st is None:
+            continue
+        user += int(st[11]) + int(st[13])
+        sys_ += int(st[12]) + int(st[14])
+    return user / CLK_TCK, sys_ / CLK_TCK
+
+
+def group_io(pgid: int) -> dict:
+    """Sum of /proc/PID/io counters (syscw, write_bytes, ...) over a process group."""
+    tot = {"syscr": 0, "syscw": 0, "read_bytes": 0, "write_bytes": 0}
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in tot:
+                        tot[k] += int(v)
+        except (OSError, ValueError):
+            pass
+    return tot
+
+
 def _kb_field(path: str, key: str) -> int:
     try:
         with open(path) as f:
@@ -272,8 +302,9 @@ class MemSampler:
         }
 
 
-def proc_snapshot() -> dict[int, tuple[int, str, int]]:
-    """pid -> (pgid, comm, utime+stime+cutime+cstime ticks) for every process."""
+def proc_snapshot() -> dict[int, tuple[int, str, int, int]]:
+    """pid -> (pgid, comm, utime+stime+cutime+cstime ticks, utime+stime
+    ticks) for every process."""
     snap = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -288,7 +319,8 @@ def proc_snapshot() -> dict[int, tuple[int, str, int]]:
         st = data[rp + 2:].split()
         if len(st) < 15:
             continue
-        snap[pid] = (int(st[2]), data[lp + 1:rp], int(st[11]) + int(st[12]) + int(st[13]) + int(st[14]))
+        own = int(st[11]) + int(st[12])
+        snap[pid] = (int(st[2]), data[lp + 1:rp], own + int(st[13]) + int(st[14]), own)
     return snap
 
 
@@ -311,6 +343,8 @@ class CpuWindow:
 
     def begin(self) -> None:
         self.t0 = time.monotonic()
+        self.io0 = group_io(self.server_pgid)
+        self.split0 = group_cpu_split(self.server_pgid)
         self.snap0 = proc_snapshot()
 
     def end(self) -> dict:
@@ -331,13 +365,30 @@ class CpuWindow:
         tot = {"server": 0, "gen": 0, "bg": 0}
         bg_by: dict[str, int] = {}
         for sign, snap in ((1, snap1), (-1, self.snap0)):
-            for pid, (pgid, comm, ticks) in snap.items():
-                c = classify(pid, pgid)
-                tot[c] += sign * ticks
-                if c == "bg":
-                    bg_by[comm] = bg_by.get(comm, 0) + sign * ticks
+            for pid, (pgid, comm, ticks, _own) in snap.items():
+                tot[classify(pid, pgid)] += sign * ticks
+        # the biggest background consumers by name: own CPU (no reaped
+        # children's) of the processes alive at the end, in the window. A
+        # reaper's cutime would name it for its child's whole lifetime
+        # (e.g. "process_api 200 s" when a long-lived shell exits); the
+        # total above is right either way.
+        for pid, (pgid, comm, _ticks, own) in snap1.items():
+            if classify(pid, pgid) == "bg":
+                before = self.snap0.get(pid)
+                # (same pid = same process: a kworker's comm changes with its work)
+                d = own - (before[3] if before else 0)
+                bg_by[comm] = bg_by.get(comm, 0) + d
         top = sorted(((k, v) for k, v in bg_by.items() if v > 0), key=lambda kv: -kv[1])[:3]
+        io1 = group_io(self.server_pgid)
+        split1 = group_cpu_split(self.server_pgid)
         return {
+            # user / kernel split of the server's CPU (kernel: syscalls, e.g.
+            # the archive's writes and fsyncs)
+            "server_user_s": round(split1[0] - self.split0[0], 3),
+            "server_sys_s": round(split1[1] - self.split0[1], 3),
+            # the server's own I/O over the window (/proc/PID/io): write
+            # syscalls and bytes sent to the storage layer (archive, store)
+            "server_io": {k: io1.get(k, 0) - self.io0.get(k, 0) for k in io1},
             "wall_s": round(wall, 3),
             "server_cpu_s": round(tot["server"] / CLK_TCK, 3),
             "loadgen_cpu_s": round(max(0, tot["gen"]) / CLK_TCK, 3),
@@ -357,8 +408,8 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.05, need: int = 3) -> d
         time.sleep(1.0)
         snap1 = proc_snapshot()
         me = os.getpid()
-        busy = (sum(t for pid, (_g, _c, t) in snap1.items() if pid != me)
-                - sum(t for pid, (_g, _c, t) in snap0.items() if pid != me))
+        busy = (sum(t for pid, (_g, _c, t, _o) in snap1.items() if pid != me)
+                - sum(t for pid, (_g, _c, t, _o) in snap0.items() if pid != me))
         last = max(0, busy) / CLK_TCK
         quiet = quiet + 1 if last < threshold else 0
         waited = time.monotonic() - start
@@ -497,7 +548,7 @@ class Sipp:
     """One SIPp process with its own run directory and output files."""
 
     def __init__(self, name: str, rundir: Path, scenario: str, local_port: int,
-                 remote_port: int | None, args: list[str]) -> None:
+                 remote_port: int | None, args: list[str], trace_err: bool = True) -> None:
         self.name = name
         self.dir = rundir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -514,7 +565,7 @@ class Sipp:
             "-nostdin",
             "-trace_stat", "-stf", str(self.stat), "-fd", "1",
             "-trace_logs", "-log_file", str(self.log),
-            "-trace_err", "-error_file", str(self.err),
+        ] + (["-trace_err", "-error_file", str(self.err)] if trace_err else []) + [
             "-buff_size", "4194304",
         ] + args
         self.cmd = cmd
@@ -677,9 +728,10 @@ def read_latencies(sipp: Sipp) -> list[float]:
 class Server:
     name = "server"
 
-    def __init__(self, opts: argparse.Namespace, workdir: Path) -> None:
+    def __init__(self, opts: argparse.Namespace, workdir: Path, label: str | None = None) -> None:
         self.opts = opts
-        self.dir = workdir / self.name
+        self.label = label or self.name
+        self.dir = workdir / self.label
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -804,16 +856,20 @@ class SwitchboardServer(Server):
             return f"{b} is not executable"
         return None
 
-    def __init__(self, opts: argparse.Namespace, workdir: Path) -> None:
-        super().__init__(opts, workdir)
+    def __init__(self, opts: argparse.Namespace, workdir: Path, label: str | None = None) -> None:
+        super().__init__(opts, workdir, label)
         self.bin = self.binary(opts)
         self.data = self.dir / "data"
         self.tcp_port = self.port  # same number, other transport
         self.tls_port = free_port()
         self.env = dict(os.environ)
-        self.env["RUST_LOG"] = opts.switchboard_log
+        # the configuration is what this harness passes, nothing inherited
+        self.env.pop("SWITCHBOARD_CONFIG", None)
+        self.env["RUST_LOG"] = switchboard_log_filter(opts)
         # informative only (the real server ignores it; testing/fake-switchboard uses it)
         self.env["SWITCHBOARD_BENCH_SCENARIO"] = opts.scenario
+        self.archiving = getattr(opts, "switchboard_archiving", "off") == "on"
+        self.config_file: Path | None = None
 
     def _cli(self, args: list[str], stdin: bytes | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
         cmd = [str(self.bin), "--data", str(self.data)] + args
@@ -856,24 +912,142 @@ class SwitchboardServer(Server):
             raise BenchError(f"switchboard: could not provision {len(pending)} users (see messages above)")
         self.info["provision_s"] = round(time.monotonic() - t0, 3)
         self.info["provision_ms_per_user"] = round(1000 * self.info["provision_s"] / max(1, len(users)), 2)
+        self.info["archiving"] = "on" if self.archiving else "off"
+        if self.archiving:
+            self.enable_archiving()
+        if scenario == "conference":
+            self.config_file = self.dir / "switchboard.toml"
+            self.config_file.write_text(conference_config(self.opts))
+
+    def enable_archiving(self) -> None:
+        """Archive every MESSAGE between users of the domain, non-critical
+        mode (records are written behind delivery, spooled if the archive
+        cannot take them)."""
+        for args in (["archive", "config", "set", "--enabled", "on"],
+                     ["archive", "policy", "set", "--global", "--internal", "on"]):
+            r = self._cli(args)
+            if r.returncode != 0:
+                raise BenchError(f"switchboard: `{' '.join(args)}` exited {r.returncode}: "
+                                 f"{(r.stderr or r.stdout).decode(errors='replace').strip()[:300]}")
+        self.info["archive_setup"] = ["archive config set --enabled on",
+                                      "archive policy set --global --internal on"]
+
+    def archive_report(self) -> dict:
+        """What the archive holds: `archive status --json` (head and
+        retention anchor: records = head seq - anchor seq, nothing is purged
+        during a run; plus records waiting in the spool), and the records per
+        kind read from DATA/archive.db (read-only; informative)."""
+        rep: dict = {}
+        r = self._cli(["archive", "status", "--json"], timeout=60)
+        if r.returncode != 0:
+            rep["error"] = (f"`archive status --json` exited {r.returncode}: "
+                            f"{(r.stderr or r.stdout).decode(errors='replace').strip()[:300]}")
+        else:
+            rep.update(parse_archive_status(r.stdout.decode(errors="replace")))
+        rep["by_kind"] = archive_kinds(self.data / "archive.db")
+        return rep
+
+    def archive_seq(self) -> int | None:
+        """Highest record number in DATA/archive.db (read-only), None if unreadable."""
+        try:
+            con = sqlite3.connect(f"file:{self.data / 'archive.db'}?mode=ro", uri=True, timeout=1.0)
+            try:
+                row = con.execute("SELECT MAX(seq) FROM archive_records").fetchone()
+            finally:
+                con.close()
+            return int(row[0] or 0)
+        except (sqlite3.Error, OSError, TypeError, ValueError):
+            return None
 
     def start(self, scenario: str) -> None:
-        cmd = [str(self.bin), "--data", str(self.data), "serve", "--domain", DOMAIN,
+        cfg = ["--config", str(self.config_file)] if self.config_file else []
+        cmd = [str(self.bin), "--data", str(self.data)] + cfg + ["serve", "--domain", DOMAIN,
                "--sip-udp", f"{LOOPBACK}:{self.port}",
                "--sip-tcp", f"{LOOPBACK}:{self.tcp_port}",
                "--sip-tls", f"{LOOPBACK}:{self.tls_port}"]
         (self.dir / "cmd.txt").write_text(" ".join(cmd) + "\n")
+        # which build ran: on a shared machine target/release/switchboard is
+        # rebuilt by others between runs (copy it elsewhere and pass
+        # --switchboard-bin to keep one build for a series of runs)
+        ident = binary_identity(self.bin)
         self.proc = PROCS.spawn("switchboard", cmd, self.dir, self.logfile, env=self.env)
         waited = sip_options_probe(self.port, 30.0, self.proc)
         self.info.update({
             "binary": str(self.bin),
+            "binary_identity": ident,
             "version": _first_line([str(self.bin), "--version"]),
             "udp": f"{LOOPBACK}:{self.port}",
             "tcp": f"{LOOPBACK}:{self.tcp_port}",
             "tls": f"{LOOPBACK}:{self.tls_port}",
             "rust_log": self.env.get("RUST_LOG"),
+            "config": self.config_file.read_text() if self.config_file else None,
             "startup_s": round(waited, 3),
         })
+
+
+def binary_identity(path: Path) -> dict:
+    """sha256 (first 16 hex digits), size and modification time of a file."""
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        st = os.stat(path)
+    except OSError as e:
+        return {"error": str(e)}
+    mtime = _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).replace(microsecond=0)
+    return {"sha256": h.hexdigest()[:16], "size": st.st_size, "mtime": mtime.isoformat()}
+
+
+def switchboard_log_filter(opts: argparse.Namespace) -> str:
+    """RUST_LOG of the server: --switchboard-log, else `warn`; the conference
+    scenario also keeps the focus's info lines (conference created, member
+    joined, "member unreachable; removing them"), which explain lost
+    deliveries and cost nothing measurable (a few hundred lines a run)."""
+    if getattr(opts, "switchboard_log", None):
+        return opts.switchboard_log
+    if opts.scenario == "conference":
+        return "warn,switchboard::sip::conference=info"
+    return "warn"
+
+
+def conference_config(opts: argparse.Namespace) -> str:
+    """The configuration file `serve` gets in the conference scenario."""
+    return ("# written by bench/bench.py (conference scenario)\n"
+            "[conference]\n"
+            "open_to_organisation = true\n"
+            f"max_participants = {max(250, opts.participants)}\n")
+
+
+def parse_archive_status(text: str) -> dict:
+    """`archive status --json` -> records held (head seq - anchor seq), spooled."""
+    try:
+        st = json.loads(text)
+    except ValueError:
+        return {"error": f"archive status is not JSON: {text.strip()[:200]}"}
+
+    def seq(v) -> int:
+        try:
+            return int(str(v).split(":", 1)[0])
+        except (TypeError, ValueError):
+            return 0
+
+    head = seq(st.get("head")) if st.get("head") else 0
+    anchor = seq(st.get("anchor")) if st.get("anchor") else 0
+    return {"head": st.get("head"), "anchor": st.get("anchor"), "records": max(0, head - anchor),
+            "spooled": int(st.get("spooled") or 0)}
+
+
+def archive_kinds(db: Path) -> dict | None:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = con.execute("SELECT kind, COUNT(*) FROM archive_records GROUP BY kind").fetchall()
+        finally:
+            con.close()
+        return {str(k): int(n) for k, n in rows}
+    except (sqlite3.Error, OSError):
+        return None
 
 
 def _first_line(cmd: list[str]) -> str | None:
@@ -992,6 +1166,9 @@ def scenario_message(server: Server, users: list[User], opts: argparse.Namespace
         timed_load(w, opts.warmup, server)
         res["warmup"] = sipp_counts(w.stats())
         res["warmup"]["uas"] = stop_uas(uas)
+        if settle_wanted(opts):
+            # the warm-up's archive writes must not spill into the window
+            res["warmup"]["settle"] = settle(server)
     log(f"{server.name}: message measured run {opts.duration:g}s at {opts.rate:g}/s")
     uas = start_uas(server, uas_port, rundir / "uas")
     s = Sipp("message", rundir / "measured", "message-uac.xml", free_port(), server.port, common)
@@ -999,6 +1176,11 @@ def scenario_message(server: Server, users: list[User], opts: argparse.Namespace
     mem = MemSampler(server.pgid).start()
     cpu.begin()
     run = timed_load(s, opts.duration, server)
+    if settle_wanted(opts):
+        # archiving writes behind delivery: the window ends when the server
+        # has finished (idle, archive no longer growing), so that the
+        # archive's CPU is counted
+        res["settle"] = settle(server)
     res["window"] = cpu.end()
     res["memory"] = mem.stop()
     res["sipp"] = sipp_counts(s.stats())
@@ -1014,6 +1196,36 @@ def scenario_message(server: Server, users: list[User], opts: argparse.Namespace
         res["diagnostics"] = s.diagnostics()
     finish_ops(res, res["sipp"]["successful"], "messages")
     return res
+
+
+def settle_wanted(opts: argparse.Namespace) -> bool:
+    return getattr(opts, "switchboard_archiving", "off") == "on" or bool(getattr(opts, "archiving_compare", False))
+
+
+def settle(server: Server, timeout: float = 30.0, step: float = 0.5) -> dict:
+    """Wait (at most `timeout` s) until the server is idle: less than 15 ms
+    of CPU per `step` and, for Switchboard, no new archive record, twice in a
+    row. Returns how long it took (the confirming steps not counted)."""
+    t0 = time.monotonic()
+    seq_of = getattr(server, "archive_seq", None)
+    last_cpu = group_cpu_seconds(server.pgid)
+    last_seq = seq_of() if seq_of else None
+    calm, calm_since = 0, t0
+    while time.monotonic() - t0 < timeout:
+        time.sleep(step)
+        server.check_alive()
+        cpu = group_cpu_seconds(server.pgid)
+        seq = seq_of() if seq_of else None
+        if cpu - last_cpu <= 0.015 and seq == last_seq:
+            if calm == 0:
+                calm_since = time.monotonic() - step
+            calm += 1
+        else:
+            calm = 0
+        last_cpu, last_seq = cpu, seq
+        if calm >= 2:
+            return {"settle_s": round(calm_since - t0, 2), "archive_seq": seq, "settled": True}
+    return {"settle_s": round(time.monotonic() - t0, 2), "archive_seq": last_seq, "settled": False}
 
 
 def finish_ops(res: dict, ops: int, unit: str) -> None:
@@ -1189,11 +1401,389 @@ def scenario_presence(server: Server, users: list[User], opts: argparse.Namespac
         res["diagnostics"] = p.diagnostics()
     return res
 
+# --------------------------------------------------------------------------
+# conference: message fan-out in one conference (Switchboard only)
+# --------------------------------------------------------------------------
+
+CONF_FACTORY = "conf-factory"
+
+
+class LogCounter:
+    """Counts the lines starting with `prefix` in a file that grows, reading
+    only what was appended since the last call."""
+
+    def __init__(self, path: Path, prefix: bytes) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.pos = 0
+        self.partial = b""
+        self.count = 0
+
+    def update(self) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return self.count
+        if not data:
+            return self.count
+        self.pos += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        self.count += sum(1 for ln in lines if ln.startswith(self.prefix))
+        return self.count
+
+
+def tagged_fields(parts: list[str]) -> dict[str, str]:
+    """"KEY a=1 b=2 ..." -> {"a": "1", "b": "2"} (the conference scenarios log
+    key=value fields: SIPp prints a variable equal to 0 as an empty string,
+    which would shift positional fields)."""
+    out = {}
+    for p in parts[1:]:
+        k, eq, v = p.partition("=")
+        if eq:
+            out[k] = v
+    return out
+
+
+def tagged_time(v: str | None) -> float | None:
+    """"<sec>:<usec>" (SIPp doubles, either may print empty for 0) -> seconds."""
+    if not v or ":" not in v:
+        return None
+    sec, _, usec = v.partition(":")
+    if sipp_float(sec) <= 0:
+        return None  # no clock reading (a truncated line)
+    return sipp_float(sec) + sipp_float(usec) / 1e6
+
+
+def parse_receipts(lines: list[list[str]]) -> list[tuple[float, str, int | None]]:
+    """Receipt lines -> (time, user, K or None). Either
+    "RCV t=<sec>:<usec> to=<user> mk=[msg-K]" (the scenarios) or the older
+    positional "RCV <sec> <usec> <user> [msg-K]". Lines without a time or a
+    user (truncated) are skipped."""
+    out = []
+    for parts in lines:
+        f = tagged_fields(parts)
+        if "t" in f:
+            t, who, mk = tagged_time(f.get("t")), f.get("to", ""), f.get("mk", "")
+            if t is None or not who:
+                continue
+        elif len(parts) >= 4:
+            t = sipp_float(parts[1]) + sipp_float(parts[2]) / 1e6
+            who, mk = parts[3], (parts[4] if len(parts) >= 5 else "")
+        else:
+            continue
+        k = None
+        if mk.startswith("msg-"):
+            try:
+                k = int(mk[4:])
+            except ValueError:
+                k = None
+        out.append((t, who, k))
+    return out
+
+
+def parse_sends(lines: list[list[str]]) -> dict[int, float]:
+    """"SND t=<sec>:<usec> k=<K>" lines -> {K: send time}."""
+    sends: dict[int, float] = {}
+    for parts in lines:
+        f = tagged_fields(parts)
+        t = tagged_time(f.get("t"))
+        try:
+            k = int(f.get("k", ""))
+        except ValueError:
+            continue
+        if t is not None:
+            sends[k] = t
+    return sends
+
+
+def parse_joined(lines: list[list[str]]) -> set[str]:
+    """"JOINED t=<sec>:<usec> user=<user>" lines -> the users who joined."""
+    return {f["user"] for f in map(tagged_fields, lines) if f.get("user")}
+
+
+def analyse_conference(sends: dict[int, float], receipts: list[tuple[float, str, int | None]],
+                       recipients: list[str]) -> dict:
+    """Fan-out figures from the send time of each message (marker K ->
+    time the sender sent the MESSAGE the focus accepted) and every receipt
+    (time, recipient, K or None) logged by the recipients.
+
+    deliveries: distinct (recipient, K) pairs with K a message that was sent
+    and the recipient one of `recipients`; expected: sent x recipients; lost:
+    the difference. A message is complete when every recipient got it; its
+    completion latency is its last receipt minus its send time.
+    out_of_order: receipts of a message sent before one the same recipient
+    already had (the focus promises each member the order it accepted them).
+    """
+    rset = set(recipients)
+    first: dict[tuple[str, int], float] = {}
+    dup = other = unknown = stranger = out_of_order = 0
+    order = {k: i for i, k in enumerate(sorted(sends, key=lambda k: (sends[k], k)))}
+    max_rank: dict[str, int] = {}
+    for t, who, k in sorted(receipts, key=lambda r: r[0]):
+        if k is None:
+            other += 1
+            continue
+        if k not in sends:
+            unknown += 1
+            continue
+        if who not in rset:
+            stranger += 1
+            continue
+        if (who, k) in first:
+            dup += 1
+            continue
+        first[(who, k)] = t
+        rank = order[k]
+        if rank < max_rank.get(who, -1):
+            out_of_order += 1
+        max_rank[who] = max(max_rank.get(who, -1), rank)
+    by_msg: dict[int, list[float]] = {}
+    for (who, k), t in first.items():
+        by_msg.setdefault(k, []).append(t)
+    n = len(rset)
+    completion, first_lat, all_lat = [], [], []
+    complete = 0
+    for k, t0 in sends.items():
+        times = by_msg.get(k, [])
+        all_lat.extend((t - t0) * 1e6 for t in times)
+        if times:
+            first_lat.append((min(times) - t0) * 1e6)
+        if len(times) == n:
+            complete += 1
+            completion.append((max(times) - t0) * 1e6)
+    deliveries = len(first)
+    expected = len(sends) * n
+    res = {
+        "messages": len(sends),
+        "recipients_per_message": n,
+        "expected": expected,
+        "deliveries": deliveries,
+        "lost": expected - deliveries,
+        "complete_messages": complete,
+        "duplicates": dup,
+        "out_of_order": out_of_order,
+        "other_messages": other,
+        "unknown_markers": unknown,
+        "not_a_recipient": stranger,
+        "completion": latency_summary_us(completion),
+        "first_delivery": latency_summary_us(first_lat),
+        "per_delivery": latency_summary_us(all_lat),
+        "lost_by_recipient": {},
+    }
+    if deliveries and sends:
+        t_first = min(sends.values())
+        t_last = max(first.values())
+        span = max(t_last - t_first, 1e-6)
+        res["span_s"] = round(span, 3)
+        res["deliveries_per_s"] = round(deliveries / span, 1)
+        res["messages_completed_per_s"] = round(complete / span, 2)
+    if res["lost"]:
+        got: dict[str, int] = {}
+        for who, _k in first:
+            got[who] = got.get(who, 0) + 1
+        missing = {w: len(sends) - got.get(w, 0) for w in recipients if got.get(w, 0) < len(sends)}
+        res["lost_by_recipient"] = dict(sorted(missing.items(), key=lambda kv: -kv[1])[:20])
+        res["recipients_missing_some"] = len(missing)
+    return res
+
+
+def server_log_evidence(path: Path) -> dict:
+    """Warnings, errors and focus removals in the Switchboard log."""
+    counts = {"warn": 0, "error": 0, "member_unreachable": 0}
+    examples: list[str] = []
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = ansi.sub("", line)
+                hit = None
+                if "member unreachable" in line:
+                    counts["member_unreachable"] += 1
+                    hit = line
+                if " WARN " in line or "WARN " in line[:40]:
+                    counts["warn"] += 1
+                    hit = line
+                if " ERROR " in line or "ERROR " in line[:40]:
+                    counts["error"] += 1
+                    hit = line
+                if hit and len(examples) < 8:
+                    examples.append(hit.strip()[:300])
+    except OSError:
+        pass
+    counts["examples"] = examples
+    return counts
+
+
+def wait_log(sipp: Sipp, prefix: str, want: int, timeout: float, server: Server) -> list[list[str]]:
+    deadline = time.monotonic() + timeout
+    lines: list[list[str]] = []
+    while time.monotonic() < deadline:
+        server.check_alive()
+        lines = sipp.log_lines(prefix)
+        if len(lines) >= want or not sipp.running():
+            break
+        time.sleep(0.1)
+    return sipp.log_lines(prefix)
+
+
+def scenario_conference(server: Server, users: list[User], opts: argparse.Namespace, rundir: Path) -> dict:
+    """One conference of `--participants` users: user0000 creates it through
+    the factory (IM session, stays in as a session member), user0001.. join
+    in pager mode (REGISTERed, then a MESSAGE to the conference URI), and
+    user0001 posts `--messages` messages at `--rate` per second; every other
+    member must receive each one."""
+    creator, members = users[0], users[1:opts.participants]
+    sender = members[0]
+    nmsg = opts.messages
+    res: dict = {"participants": 1 + len(members), "messages_offered": nmsg, "offered_rate": opts.rate,
+                 "creator": f"{creator.name}@{DOMAIN} (session member)",
+                 "sender": f"{sender.name}@{DOMAIN} (pager member)"}
+    mem = MemSampler(server.pgid).start()
+    setup = CpuWindow(server.pgid)
+    setup.begin()
+    # 1. the creator: INVITE to the factory, stays in the session
+    ccsv = write_csv(rundir / "creator.csv", [(creator.name, DOMAIN, CONF_FACTORY, creator.auth_field())])
+    c = Sipp("conf-creator", rundir / "creator", "conference-creator.xml", free_port(), server.port,
+             ["-inf", str(ccsv), "-auth_uri", f"{CONF_FACTORY}@{DOMAIN}", "-m", "1"]).start()
+    conf = wait_log(c, "CONF", 1, 15.0, server)
+    if not conf or len(conf[0]) < 2 or "@" not in conf[0][1]:
+        res["memory"] = mem.stop()
+        raise BenchError(f"{server.name}: the conference could not be created through "
+                         f"sip:{CONF_FACTORY}@{DOMAIN}\n" + c.diagnostics())
+    conf_uri = conf[0][1]
+    conf_user = conf_uri.split(":", 1)[-1].split("@", 1)[0]
+    res["conference"] = conf_uri
+    log(f"{server.name}: conference {conf_uri} created by {creator.name}")
+    # 2. the members REGISTER from the port their SIPp will listen on
+    mport = free_port()
+    rcsv = write_csv(rundir / "members-register.csv", register_rows(members))
+    r = Sipp("conf-register", rundir / "members-register", "register.xml", mport, server.port,
+             ["-inf", str(rcsv), "-auth_uri", DOMAIN, "-m", str(len(members)),
+              "-r", "500", "-rp", "1000", "-l", "100", "-timeout", "40s"]).start()
+    rrc = r.wait(45)
+    r.kill()
+    reg = sipp_counts(r.stats())
+    res["registered"] = reg["successful"]
+    if reg["successful"] != len(members):
+        res["memory"] = mem.stop()
+        raise BenchError(f"{server.name}: only {reg['successful']}/{len(members)} members registered "
+                         f"(sipp rc={rrc})\n" + r.diagnostics())
+    # 3. the members join (pager mode) and answer what the focus sends them
+    log(f"{server.name}: {len(members)} members registered; joining them to the conference")
+    jcsv = write_csv(rundir / "members.csv", [(u.name, DOMAIN, conf_user, u.auth_field()) for u in members])
+    m = Sipp("conf-members", rundir / "members", "conference-member.xml", mport, server.port,
+             ["-inf", str(jcsv), "-auth_uri", f"{conf_user}@{DOMAIN}",
+              "-oocsf", str(SCENARIO_DIR / "conference-member-recv.xml"),
+              "-m", str(len(members)), "-r", "200", "-rp", "1000", "-l", str(len(members) + 10),
+              "-set", "hold_ms", "600000"],
+             # -trace_err would write a line for every out-of-call MESSAGE
+             # (every delivery): SIPp CPU taken from the server's two cores
+             trace_err=False).start()
+    joined_lines = wait_log(m, "JOINED", len(members), len(members) / 200.0 + 20.0, server)
+    joined = parse_joined(joined_lines)
+    if settle_wanted(opts):
+        # the joins' archive records are written behind them: count them in
+        # the join window, not in the fan-out window
+        res["join_settle"] = settle(server)
+    res["join_window"] = setup.end()
+    res["joined"] = len(joined)
+    res["join_cpu_ms_per_member"] = (round(1000 * res["join_window"]["server_cpu_s"] / (len(joined) + 1), 2)
+                                     if joined else None)
+    if sender.name not in joined:
+        c.kill()
+        m.kill()
+        res["memory"] = mem.stop()
+        raise BenchError(f"{server.name}: {len(joined)}/{len(members)} members joined, not the sender "
+                         f"{sender.name}\n" + m.diagnostics())
+    if len(joined) < len(members):
+        log(f"{server.name}: WARNING: only {len(joined)}/{len(members)} members joined")
+    recipients = [creator.name] + [u.name for u in members[1:] if u.name in joined]
+    # 4. the sender posts nmsg messages at opts.rate per second
+    log(f"{server.name}: {len(joined)} members joined; {sender.name} posts {nmsg} messages at {opts.rate:g}/s "
+        f"to {len(recipients)} recipients each")
+    scsv = write_csv(rundir / "sender.csv", [(sender.name, DOMAIN, conf_user, sender.auth_field())])
+    s = Sipp("conf-sender", rundir / "sender", "conference-sender.xml", free_port(), server.port,
+             ["-inf", str(scsv), "-auth_uri", f"{conf_user}@{DOMAIN}", "-m", str(nmsg),
+              "-r", f"{opts.rate:g}", "-rp", "1000", "-l", str(max(10, nmsg))])
+    expected_total = nmsg * len(recipients)
+    cnt_m, cnt_c = LogCounter(m.log, b"RCV "), LogCounter(c.log, b"RCV ")
+    cnt_m.update()
+    cnt_c.update()
+    base = cnt_m.count + cnt_c.count  # anything the focus sent before (none expected)
+    cpu = CpuWindow(server.pgid)
+    cpu.begin()
+    s.start()
+    t_start = time.monotonic()
+    send_deadline = t_start + nmsg / opts.rate + 15.0
+    hard_deadline = t_start + nmsg / opts.rate + opts.conference_drain
+    last_total, last_change, sender_done_at = -1, t_start, None
+    ended = "timeout"
+    while time.monotonic() < hard_deadline:
+        server.check_alive()
+        now = time.monotonic()
+        total = cnt_m.update() + cnt_c.update() - base
+        if total != last_total:
+            last_total, last_change = total, now
+        if sender_done_at is None:
+            if not s.running():
+                sender_done_at = now
+            elif now > send_deadline:
+                s.soft_stop()
+        else:
+            if total >= expected_total:
+                ended = "all delivered"
+                break
+            if now - last_change > 3.0 and now - sender_done_at > 3.0:
+                ended = "no delivery for 3 s"
+                break
+        time.sleep(0.05)
+    res["window_end"] = ended
+    if settle_wanted(opts):
+        res["settle"] = settle(server)
+    res["window"] = cpu.end()
+    src, skilled = s.finish(5.0)
+    res["memory"] = mem.stop()
+    m.kill()
+    c.kill()
+    res["sipp"] = {"sender": sipp_counts(s.stats()), "members": sipp_counts(m.stats()),
+                   "creator": sipp_counts(c.stats()), "sender_rc": src, "sender_killed": skilled}
+    sends = parse_sends(s.log_lines("SND"))
+    receipts = parse_receipts(m.log_lines("RCV")) + parse_receipts(c.log_lines("RCV"))
+    fan = analyse_conference(sends, receipts, recipients)
+    res["fanout"] = fan
+    res["messages_sent"] = len(sends)
+    if len(sends) >= 2:
+        span = max(sends.values()) - min(sends.values())
+        res["achieved_send_rate"] = round((len(sends) - 1) / span, 2) if span > 0 else None
+    res["ops"] = fan["deliveries"]
+    res["unit"] = "deliveries"
+    res["achieved_rate"] = fan.get("deliveries_per_s")
+    cpu_s = res["window"]["server_cpu_s"]
+    res["cpu_ms_per_1000"] = round(1e6 * cpu_s / fan["deliveries"], 1) if fan["deliveries"] else None
+    res["ops_per_cpu_s"] = round(fan["deliveries"] / cpu_s, 1) if cpu_s > 0 else None
+    res["latency"] = fan["completion"]
+    sc, mc = res["sipp"]["sender"], res["sipp"]["members"]
+    res["failures"] = {
+        "failed_posts": nmsg - len(sends),
+        "lost_deliveries": fan["lost"],
+        "member_calls_failed": mc["failed"],
+        "dead_call_msgs": mc["dead_call_msgs"] + res["sipp"]["creator"]["dead_call_msgs"],
+        "retransmissions": sc["retransmissions"] + mc["retransmissions"] + res["sipp"]["creator"]["retransmissions"],
+    }
+    res["server_log"] = server_log_evidence(server.logfile)
+    if not sends:
+        res["diagnostics"] = s.diagnostics()
+    return res
+
 
 SCENARIO_FUNCS = {
     "register": scenario_register,
     "message": scenario_message,
     "presence": scenario_presence,
+    "conference": scenario_conference,
 }
 
 
@@ -1202,12 +1792,14 @@ def users_needed(opts: argparse.Namespace) -> int:
         return max(opts.users, opts.watchers + 1)
     if opts.scenario == "message":
         return max(opts.users, 2)
+    if opts.scenario == "conference":
+        return opts.participants  # exactly the participants (--users does not apply)
     return opts.users
 
 
-def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
+def run_server(kind: str, opts: argparse.Namespace, workdir: Path, label: str | None = None) -> dict:
     cls = KamailioServer if kind == "kamailio" else SwitchboardServer
-    server = cls(opts, workdir)
+    server = cls(opts, workdir, label)
     users = make_users(users_needed(opts))
     rundir = server.dir / "run"
     rundir.mkdir(parents=True, exist_ok=True)
@@ -1226,6 +1818,11 @@ def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
         server.start(opts.scenario)
         res = SCENARIO_FUNCS[opts.scenario](server, users, opts, rundir)
         server.check_alive()
+        if isinstance(server, SwitchboardServer) and server.archiving:
+            res["archive"] = server.archive_report()
+            res["archive"]["delivered"] = delivered_for_archive(opts.scenario, res)
+            log(f"{kind}: archive holds {res['archive'].get('records')} records "
+                f"(by kind {res['archive'].get('by_kind')}), {res['archive']['delivered']}")
         res["status"] = "ok"
     except BenchError as e:
         log(f"{kind}: FAILED: {e}")
@@ -1243,6 +1840,38 @@ def run_server(kind: str, opts: argparse.Namespace, workdir: Path) -> dict:
     res["quiet_before_run"] = quiet
     res["total_s"] = round(time.monotonic() - t0, 1)
     return res
+
+
+def delivered_for_archive(scenario: str, res: dict) -> dict:
+    """What the archive should hold, to compare with what it holds: every
+    MESSAGE the server accepted in the whole run (warm-up included)."""
+    if scenario == "message":
+        w = res.get("warmup", {})
+        return {
+            "expected_message_records":
+                res.get("uas", {}).get("received", 0) + w.get("uas", {}).get("received", 0),
+            "messages_delivered_to_uas": res.get("uas", {}).get("received", 0) + w.get("uas", {}).get("received", 0),
+            "measured_window": res.get("uas", {}).get("received", 0),
+            "warmup": w.get("uas", {}).get("received", 0),
+            "final_200s_measured": res.get("final_responses", {}).get("200", 0),
+        }
+    if scenario == "conference":
+        return {"expected_message_records": res.get("messages_sent", 0),
+                "messages_posted": res.get("messages_sent", 0),
+                "deliveries": res.get("fanout", {}).get("deliveries", 0),
+                "joins": res.get("joined", 0) + 1}
+    return {"operations": res.get("ops")}
+
+
+def archive_shortfall(a: dict) -> int:
+    """Messages accepted but not (yet) archived: expected message records
+    minus the `message` records (or, kinds unknown, all records)."""
+    want = (a.get("delivered") or {}).get("expected_message_records")
+    if not isinstance(want, int):
+        return 0
+    kinds = a.get("by_kind")
+    have = kinds.get("message", 0) if kinds else (a.get("records") or 0) + (a.get("spooled") or 0)
+    return max(0, want - have)
 
 
 # --------------------------------------------------------------------------
@@ -1264,11 +1893,22 @@ def _mb(kb) -> str:
     return "-" if not kb else f"{kb / 1024:,.0f}"
 
 
+NO_KAMAILIO_CONFERENCE = ("Kamailio is not run: it has no IM conference focus (its `imc` module is a "
+                          "different, MESSAGE-command chat room model), so there is nothing to compare; "
+                          "the figures are Switchboard's alone.")
+
+
 def markdown(result: dict) -> str:
     sc = result["scenario"]
     p = result["params"]
-    out = [f"### {sc}: Switchboard vs Kamailio ({result['started']}, {result['machine']['cpus']} CPUs, "
-           f"{result['machine']['kernel']})", ""]
+    servers = result["servers"]
+    if result.get("mode") == "archiving-compare":
+        title = f"### {sc}: Switchboard, archiving off vs on"
+    elif sc == "conference":
+        title = f"### {sc}: Switchboard (message fan-out in one conference)"
+    else:
+        title = f"### {sc}: Switchboard vs Kamailio"
+    out = [f"{title} ({result['started']}, {result['machine']['cpus']} CPUs, {result['machine']['kernel']})", ""]
     if sc == "presence":
         out.append(f"{p['watchers']} watchers of one presentity, {p['rounds']} PUBLISH rounds "
                    f"{p['gap_ms']} ms apart; subscriptions at {p['rate']:g}/s.")
@@ -1277,6 +1917,19 @@ def markdown(result: dict) -> str:
                    "| NOTIFY/s (median) | server CPU ms per 1k NOTIFY | CPU ms per 1k SUBSCRIBE "
                    "| peak PSS MB | peak RSS sum MB | other CPU s |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    elif sc == "conference":
+        out.append(f"one conference of {p['participants']} participants (creator in an IM session, the others "
+                   f"pager members); one pager member posts {p['messages']} messages at {p['rate']:g}/s, each "
+                   f"delivered by the focus to every other member ({p['participants'] - 1} deliveries per "
+                   f"message); UDP, SIPp and server on the same {result['machine']['cpus']} CPUs.")
+        out.append("")
+        out.append(NO_KAMAILIO_CONFERENCE)
+        out.append("")
+        out.append("| server | joined | messages sent / offered | deliveries rcvd / expected | lost | dup "
+                   "| out of order | fan-out deliveries/s | completion p50 / p99 / max ms | first delivery p50 ms "
+                   "| server CPU s | CPU ms per 1k deliveries | peak RSS MB | peak PSS MB "
+                   "| SIPp+harness CPU s | other CPU s |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     else:
         out.append(f"offered {p['rate']:g}/s for {p['duration']:g} s (after {p['warmup']:g} s warm-up), "
                    f"{p['users']} users, UDP, SIPp and server on the same {result['machine']['cpus']} CPUs.")
@@ -1285,12 +1938,9 @@ def markdown(result: dict) -> str:
                    "| p50 ms | p99 ms | server CPU s | CPU ms per 1k ops | ops per CPU s "
                    "| peak PSS MB | peak RSS sum MB | SIPp+harness CPU s | other CPU s |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in SERVERS:
-        r = result["servers"].get(name)
-        if r is None:
-            continue
+    for name, r in servers.items():
         if r.get("status") != "ok":
-            why = r.get("reason") or r.get("error", "").splitlines()[0]
+            why = r.get("reason") or next(iter((r.get("error") or "").splitlines()), "")
             out.append(f"| {name} | {r.get('status')}: {why} |")
             continue
         m = r.get("memory", {})
@@ -1303,6 +1953,18 @@ def markdown(result: dict) -> str:
                 f"| {_fmt(r.get('subscribe_cpu_ms_per_1000'))} "
                 f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
                 f"| {_fmt(r['window']['background_cpu_s'], 2)} |")
+        elif sc == "conference":
+            f = r["fanout"]
+            c = f["completion"]
+            out.append(
+                f"| {name} | {r['joined'] + 1}/{r['participants']} | {r['messages_sent']}/{r['messages_offered']} "
+                f"| {f['deliveries']:,}/{f['expected']:,} | {f['lost']:,} | {f['duplicates']} | {f['out_of_order']} "
+                f"| {_fmt(f.get('deliveries_per_s'), 0)} "
+                f"| {_fmt(c['p50_ms'], 1)} / {_fmt(c['p99_ms'], 1)} / {_fmt(c['max_ms'], 1)} "
+                f"| {_fmt(f['first_delivery']['p50_ms'], 2)} "
+                f"| {_fmt(r['window']['server_cpu_s'], 2)} | {_fmt(r.get('cpu_ms_per_1000'))} "
+                f"| {_mb(m.get('peak_rss_sum_kb'))} | {_mb(m.get('peak_pss_kb'))} "
+                f"| {_fmt(r['window']['loadgen_cpu_s'], 2)} | {_fmt(r['window']['background_cpu_s'], 2)} |")
         else:
             f = r["failures"]
             lat = r["latency"]
@@ -1314,8 +1976,68 @@ def markdown(result: dict) -> str:
                 f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
                 f"| {_fmt(r['window']['loadgen_cpu_s'], 2)} | {_fmt(r['window']['background_cpu_s'], 2)} |")
     out.append("")
-    for name in SERVERS:
-        r = result["servers"].get(name) or {}
+    for name, r in servers.items():
+        if r.get("status") != "ok":
+            continue
+        if sc == "conference":
+            f = r["fanout"]
+            ev = r.get("server_log", {})
+            extra = []
+            if f["lost"]:
+                extra.append(f"{f.get('recipients_missing_some', '?')} recipients missed messages "
+                             f"(most: {', '.join(f'{k} {v}' for k, v in list(f['lost_by_recipient'].items())[:5])})")
+            if ev.get("member_unreachable") or ev.get("warn") or ev.get("error"):
+                extra.append(f"server log: {ev.get('member_unreachable', 0)} 'member unreachable' removals, "
+                             f"{ev.get('warn', 0)} WARN, {ev.get('error', 0)} ERROR lines")
+            fl = r["failures"]
+            if fl["failed_posts"] or fl["dead_call_msgs"] or fl["member_calls_failed"]:
+                extra.append(f"{fl['failed_posts']} posts not accepted, {fl['member_calls_failed']} member calls "
+                             f"failed, {fl['dead_call_msgs']} messages to finished SIPp calls (retransmissions "
+                             f"by the focus)")
+            out.append(f"{name}: achieved send rate {_fmt(r.get('achieved_send_rate'), 1)}/s; "
+                       f"{f['complete_messages']}/{f['messages']} messages reached all {f['recipients_per_message']} "
+                       f"recipients; window ended: {r.get('window_end')}; joins: "
+                       f"{_fmt(r.get('join_cpu_ms_per_member'), 2)} ms server CPU per member"
+                       + ("; " + "; ".join(extra) if extra else "") + ".")
+        a = r.get("archive")
+        if a is not None:
+            d = a.get("delivered", {})
+            have = a.get("records")
+            if "error" in a:
+                out.append(f"{name}: archive: {a['error']}")
+            else:
+                what = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in d.items()
+                                 if isinstance(v, int) and k != "expected_message_records")
+                kinds = ", ".join(f"{k} {v:,}" for k, v in (a.get("by_kind") or {}).items())
+                st = r.get("settle") or {}
+                out.append(f"{name}: archive holds {have:,} records ({kinds or 'kinds unknown'}; "
+                           f"{a.get('spooled', 0)} spooled) for {what}"
+                           + (f"; archive writes went on {st.get('settle_s')} s after the load (inside the CPU "
+                              f"window)" if st else "") + ".")
+                miss = archive_shortfall(a)
+                if miss:
+                    out.append(f"WARNING: {name}: the archive is missing {miss:,} of the "
+                               f"{d.get('expected_message_records'):,} messages the server accepted.")
+    seen_bins = set()
+    for name, r in servers.items():
+        info = r.get("server") or {}
+        ident = info.get("binary_identity") or {}
+        if ident.get("sha256") and (info.get("binary"), ident["sha256"]) not in seen_bins:
+            seen_bins.add((info.get("binary"), ident["sha256"]))
+            out.append(f"{name}: binary {info.get('binary')} ({info.get('version')}, modified "
+                       f"{ident.get('mtime')}, sha256 {ident['sha256']}...).")
+    if result.get("mode") == "archiving-compare" or p.get("switchboard_archiving") == "on":
+        for name, r in servers.items():
+            io = (r.get("window") or {}).get("server_io")
+            if r.get("status") == "ok" and io and r.get("ops"):
+                k = 1000.0 / r["ops"]
+                out.append(f"{name}: server I/O per 1,000 {r.get('unit', 'operations')}: "
+                           f"{io.get('syscw', 0) * k:,.0f} write syscalls, "
+                           f"{io.get('write_bytes', 0) * k / 1024:,.0f} KiB written to storage"
+                           + (f"; server CPU user {r['window']['server_user_s']:g} s, kernel "
+                              f"{r['window']['server_sys_s']:g} s" if "server_sys_s" in r["window"] else "")
+                           + ".")
+    for name, r in servers.items():
         w = r.get("window")
         if r.get("status") == "ok" and w and w["background_cpu_s"] > 0.02 * NCPU * w["wall_s"]:
             top = ", ".join(f"{k} {v:g}s" for k, v in w["background_top"].items())
@@ -1323,11 +2045,25 @@ def markdown(result: dict) -> str:
                        f"{w['background_cpu_s']:g} CPU-s in {w['wall_s']:g} s ({top}); rates, latencies "
                        f"and CPU per operation are all disturbed (Kamailio's CPU per operation rose by up to "
                        f"~25 % in such runs).")
+    unit, one = {"presence": ("NOTIFYs", "NOTIFY"),
+                 "conference": ("deliveries", "delivery")}.get(sc, ("operations", "operation"))
+    if result.get("mode") == "archiving-compare":
+        ratio = result.get("ratio_archiving_on_over_off_ops_per_cpu_s")
+        if ratio is not None:
+            verdict = "meets" if ratio >= 0.8 else "MISSES"
+            out.append(f"**Archiving on / off, {unit} per server CPU second: {ratio:.2f}** "
+                       f"({verdict} the target: archiving costs at most 20 %, ratio >= 0.80; "
+                       f"CPU per {one} {result.get('archiving_cpu_increase_pct'):+.0f} %)")
+        else:
+            out.append(f"Archiving on / off, {unit} per server CPU second: n/a "
+                       f"({result.get('ratio_note', 'both runs must complete')})")
+        return "\n".join(out)
+    if sc == "conference":
+        return "\n".join(out)
     ratio = result.get("ratio_switchboard_over_kamailio_ops_per_cpu_s")
-    unit = "NOTIFYs" if sc == "presence" else "operations"
     if ratio is not None:
         out.append(f"**Switchboard / Kamailio, {unit} per server CPU second: {ratio:.2f}** "
-                   f"(> 1 means Switchboard needs less CPU per {unit[:-1]})")
+                   f"(> 1 means Switchboard needs less CPU per {one})")
     else:
         out.append(f"Switchboard / Kamailio, {unit} per server CPU second: n/a "
                    f"({result.get('ratio_note', 'both servers must complete the run')})")
@@ -1360,7 +2096,7 @@ def machine_info() -> dict:
 # main
 # --------------------------------------------------------------------------
 
-DEFAULT_RATES = {"register": 2000.0, "message": 2000.0, "presence": 500.0}
+DEFAULT_RATES = {"register": 2000.0, "message": 2000.0, "presence": 500.0, "conference": 20.0}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1374,8 +2110,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=3.0,
                     help="unmeasured seconds of the same load before the measured run (0: none)")
     ap.add_argument("--rate", type=float, default=None,
-                    help="offered calls per second (register, message; presence: SUBSCRIBEs per second). "
-                         "Default: register/message 2000, presence 500")
+                    help="offered calls per second (register, message; presence: SUBSCRIBEs per second; "
+                         "conference: messages posted per second). "
+                         "Default: register/message 2000, presence 500, conference 20")
     ap.add_argument("--limit", type=int, default=2000,
                     help="SIPp -l: maximum calls in flight")
     ap.add_argument("--only", choices=SERVERS, help="run one server only")
@@ -1383,13 +2120,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--watchers", type=int, default=1000, help="presence: number of watchers")
     ap.add_argument("--rounds", type=int, default=5, help="presence: number of PUBLISH rounds")
     ap.add_argument("--gap-ms", type=int, default=1000, help="presence: pause between PUBLISH rounds")
+    ap.add_argument("--participants", type=int, default=250,
+                    help="conference: participants (the creator + pager members; [conference] max_participants "
+                         "is raised to match above 250)")
+    ap.add_argument("--messages", type=int, default=200,
+                    help="conference: messages posted to the conference by one member")
+    ap.add_argument("--conference-drain", type=float, default=30.0,
+                    help="conference: at most this many seconds after the last post is due for the deliveries "
+                         "to arrive")
+    ap.add_argument("--switchboard-archiving", choices=("on", "off"), default="off",
+                    help="Switchboard: before `serve`, `archive config set --enabled on` and `archive policy set "
+                         "--global --internal on` (every MESSAGE archived, non-critical mode); reports the "
+                         "records the archive holds after the run")
+    ap.add_argument("--archiving-compare", action="store_true",
+                    help="message/conference: run Switchboard twice with the same load, archiving off then on, "
+                         "and print the ratio of operations per server CPU second (on / off); Kamailio not run")
     ap.add_argument("--kamailio-children", type=int, default=2,
                     help="Kamailio UDP worker processes (children=)")
     ap.add_argument("--kamailio-shm", type=int, default=1024, help="Kamailio -m (MB shared memory)")
     ap.add_argument("--kamailio-pkg", type=int, default=16, help="Kamailio -M (MB private memory per process)")
     ap.add_argument("--switchboard-bin", default=None,
                     help=f"Switchboard binary (default $SWITCHBOARD_BIN or {DEFAULT_SWITCHBOARD_BIN})")
-    ap.add_argument("--switchboard-log", default="warn", help="RUST_LOG for the Switchboard server")
+    ap.add_argument("--switchboard-log", default=None,
+                    help="RUST_LOG for the Switchboard server (default: warn; conference: "
+                         "warn,switchboard::sip::conference=info)")
     ap.add_argument("--build-switchboard", action="store_true",
                     help="run `cargo build --release -p switchboard-server` first")
     ap.add_argument("--provision-jobs", type=int, default=2,
@@ -1406,7 +2160,57 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ap.error("rate, duration, users, watchers and rounds must be positive")
     if opts.duration > 600 or opts.warmup > 120:
         ap.error("runs are bounded: --duration at most 600 s, --warmup at most 120 s")
+    if opts.scenario == "conference":
+        if opts.only == "kamailio":
+            ap.error("conference is Switchboard only: Kamailio has no IM conference focus")
+        if opts.participants < 3 or opts.messages < 1:
+            ap.error("conference: --participants at least 3, --messages at least 1")
+        if opts.messages / opts.rate > 300 or opts.conference_drain > 120 or opts.participants > 2000:
+            ap.error("runs are bounded: conference --messages / --rate at most 300 s, --conference-drain at "
+                     "most 120 s, --participants at most 2000")
+    if opts.archiving_compare:
+        if opts.scenario not in ("message", "conference"):
+            ap.error("--archiving-compare applies to message and conference")
+        if opts.only == "kamailio":
+            ap.error("--archiving-compare runs Switchboard only")
     return opts
+
+
+ARCHIVING_OFF, ARCHIVING_ON = "switchboard archiving off", "switchboard archiving on"
+
+
+def planned_runs(opts: argparse.Namespace) -> list[tuple[str, str, str | None]]:
+    """(server kind, name in the result, archiving override) for each run."""
+    if opts.archiving_compare:
+        return [("switchboard", ARCHIVING_OFF, "off"), ("switchboard", ARCHIVING_ON, "on")]
+    if opts.scenario == "conference":
+        return [("switchboard", "switchboard", None)]
+    return [(k, k, None) for k in ([opts.only] if opts.only else list(SERVERS))]
+
+
+def compute_ratios(result: dict, runs: list[tuple[str, str, str | None]]) -> None:
+    servers = result["servers"]
+    if result.get("mode") == "archiving-compare":
+        off, on = servers.get(ARCHIVING_OFF, {}), servers.get(ARCHIVING_ON, {})
+        if off.get("status") == "ok" and on.get("status") == "ok" and off.get("ops_per_cpu_s") \
+                and on.get("ops_per_cpu_s"):
+            result["ratio_archiving_on_over_off_ops_per_cpu_s"] = round(on["ops_per_cpu_s"] / off["ops_per_cpu_s"], 3)
+            result["archiving_cpu_increase_pct"] = round(100.0 * (off["ops_per_cpu_s"] / on["ops_per_cpu_s"] - 1), 1)
+        else:
+            result["ratio_note"] = "not measured: " + ", ".join(
+                f"{n} {servers.get(n, {}).get('status', 'not run')}" for n in (ARCHIVING_OFF, ARCHIVING_ON)
+                if servers.get(n, {}).get("status") != "ok")
+        return
+    if result["scenario"] == "conference":
+        return
+    k = servers.get("kamailio", {})
+    s = servers.get("switchboard", {})
+    if k.get("status") == "ok" and s.get("status") == "ok" and k.get("ops_per_cpu_s") and s.get("ops_per_cpu_s"):
+        result["ratio_switchboard_over_kamailio_ops_per_cpu_s"] = round(s["ops_per_cpu_s"] / k["ops_per_cpu_s"], 3)
+    else:
+        missing = [n for n in SERVERS if servers.get(n, {}).get("status") != "ok"]
+        result["ratio_note"] = "not measured: " + ", ".join(
+            f"{n} {servers.get(n, {}).get('status', 'not run')}" for n in missing)
 
 
 def main(argv: list[str]) -> int:
@@ -1417,7 +2221,7 @@ def main(argv: list[str]) -> int:
         log("sipp not found: apt-get install sip-tester")
         return 2
 
-    servers = [opts.only] if opts.only else list(SERVERS)
+    runs = planned_runs(opts)
     started = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
     result: dict = {
         "scenario": opts.scenario,
@@ -1428,26 +2232,38 @@ def main(argv: list[str]) -> int:
             "users": users_needed(opts), "domain": DOMAIN, "transport": "udp",
             "watchers": opts.watchers, "rounds": opts.rounds, "gap_ms": opts.gap_ms,
             "kamailio_children": opts.kamailio_children, "kamailio_shm_mb": opts.kamailio_shm,
+            "switchboard_archiving": "compare" if opts.archiving_compare else opts.switchboard_archiving,
         },
         "servers": {},
     }
+    if opts.scenario == "conference":
+        result["params"].update({"participants": opts.participants, "messages": opts.messages,
+                                 "conference_drain": opts.conference_drain})
+        result["kamailio"] = NO_KAMAILIO_CONFERENCE
+    if opts.archiving_compare:
+        result["mode"] = "archiving-compare"
     workdir = Path(tempfile.mkdtemp(prefix=f"switchboard-bench-{opts.scenario}-"))
     log(f"work directory {workdir}")
+    if opts.scenario == "conference":
+        log(f"conference: Switchboard only -- {NO_KAMAILIO_CONFERENCE}")
     rc = 0
     try:
-        if "switchboard" in servers and opts.build_switchboard:
+        if any(kind == "switchboard" for kind, _, _ in runs) and opts.build_switchboard:
             log("building switchboard: cargo build --release -p switchboard-server")
             b = subprocess.run(["cargo", "build", "--release", "-p", "switchboard-server"], cwd=str(REPO_DIR))
             if b.returncode != 0:
                 log("cargo build failed; switchboard will be skipped if no binary exists")
-        for name in servers:
-            if name == "switchboard":
+        for kind, name, archiving in runs:
+            if kind == "switchboard":
                 why = SwitchboardServer.unavailable_reason(opts)
                 if why:
-                    log(f"switchboard: SKIPPED: {why}")
+                    log(f"{name}: SKIPPED: {why}")
                     result["servers"][name] = {"status": "skipped", "reason": why}
                     continue
-            result["servers"][name] = run_server(name, opts, workdir)
+            run_opts = argparse.Namespace(**vars(opts))
+            if archiving is not None:
+                run_opts.switchboard_archiving = archiving
+            result["servers"][name] = run_server(kind, run_opts, workdir, label=name.replace(" ", "-"))
             if result["servers"][name].get("status") != "ok":
                 rc = 1
     except KeyboardInterrupt as e:
@@ -1462,14 +2278,7 @@ def main(argv: list[str]) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
 
-    k = result["servers"].get("kamailio", {})
-    s = result["servers"].get("switchboard", {})
-    if k.get("status") == "ok" and s.get("status") == "ok" and k.get("ops_per_cpu_s") and s.get("ops_per_cpu_s"):
-        result["ratio_switchboard_over_kamailio_ops_per_cpu_s"] = round(s["ops_per_cpu_s"] / k["ops_per_cpu_s"], 3)
-    else:
-        missing = [n for n in SERVERS if result["servers"].get(n, {}).get("status") != "ok"]
-        result["ratio_note"] = "not measured: " + ", ".join(
-            f"{n} {result['servers'].get(n, {}).get('status', 'not run')}" for n in missing)
+    compute_ratios(result, runs)
 
     if opts.keep or rc != 0:
         result["workdir"] = str(workdir)

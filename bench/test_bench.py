@@ -3,6 +3,8 @@
     python3 bench/test_bench.py
 """
 
+import contextlib
+import io
 import sys
 import tempfile
 import unittest
@@ -85,7 +87,7 @@ class KamailioConfigs(unittest.TestCase):
     def test_every_placeholder_is_known(self):
         known = {"PORT", "DOMAIN", "CHILDREN", "AUTH_DB_URL", "PRESENCE_DB_URL"}
         import re
-        for scenario in bench.SCENARIOS:
+        for scenario in bench.KAMAILIO_SCENARIOS:
             text = (bench.KAMAILIO_DIR / f"{scenario}.cfg").read_text()
             found = set(re.findall(r"@@([A-Z_]+)@@", text))
             self.assertTrue(found <= known, (scenario, found - known))
@@ -103,6 +105,183 @@ class Markdown(unittest.TestCase):
         md = bench.markdown(result)
         self.assertIn("| switchboard | skipped: binary not found at X |", md)
         self.assertIn("n/a", md)
+
+
+class Conference(unittest.TestCase):
+    sends = {1: 100.0, 2: 101.0, 3: 102.0}
+
+    def test_receipt_lines(self):
+        lines = [["RCV", "100.000000", "500000.000000", "user0002", "msg-1"],
+                 ["RCV", "100.000000", "", "user0003"],          # no marker: a notice
+                 ["RCV", "1"]]                                    # truncated: ignored
+        r = bench.parse_receipts(lines)
+        self.assertEqual(r, [(100.5, "user0002", 1), (100.0, "user0003", None)])
+
+    def test_tagged_receipt_lines_as_the_scenarios_log_them(self):
+        # conference-member-recv.xml / conference-creator.xml; SIPp prints a 0 variable as ""
+        lines = [l.split() for l in (
+            "RCV t=1795500000.000000:250000.000000 to=user0002 mk=msg-7",
+            "RCV t=1795500000.000000: to=user0003 mk=msg-8",        # usec 0
+            "RCV t=1795500001.000000:5.000000 to=user0004 mk=",     # no marker: a notice
+            "RCV t=:5.000000 to=user0005 mk=msg-1",                 # no time: skipped
+            "RCV t=1795500001.000000:1.000000 to= mk=msg-1")]       # no user: skipped
+        r = bench.parse_receipts(lines)
+        self.assertEqual([(w, k) for _, w, k in r], [("user0002", 7), ("user0003", 8), ("user0004", None)])
+        self.assertAlmostEqual(r[0][0], 1795500000.25, places=5)
+        self.assertAlmostEqual(r[1][0], 1795500000.0, places=5)
+
+    def test_send_and_join_lines(self):
+        sends = bench.parse_sends([l.split() for l in (
+            "SND t=1795500000.000000:100.000000 k=1",
+            "SND t=1795500000.000000:600000.000000 k=2",
+            "SND t=1795500000.000000:1.000000 k=")])
+        self.assertEqual(sorted(sends), [1, 2])
+        self.assertAlmostEqual(sends[2] - sends[1], 0.5999, places=4)
+        joined = bench.parse_joined([l.split() for l in (
+            "JOINED t=1795500000.000000:1.000000 user=user0001",
+            "JOINED t=1795500000.000000:2.000000 user=user0002", "JOINED t=1")])
+        self.assertEqual(joined, {"user0001", "user0002"})
+
+    def test_everything_delivered(self):
+        rec = []
+        for k, t0 in self.sends.items():
+            rec += [(t0 + 0.010, "a", k), (t0 + 0.020, "b", k)]
+        f = bench.analyse_conference(self.sends, rec, ["a", "b"])
+        self.assertEqual((f["expected"], f["deliveries"], f["lost"]), (6, 6, 0))
+        self.assertEqual(f["complete_messages"], 3)
+        self.assertEqual(f["completion"]["p50_ms"], 20.0)
+        self.assertEqual(f["first_delivery"]["p50_ms"], 10.0)
+        self.assertEqual(f["out_of_order"], 0)
+        self.assertAlmostEqual(f["deliveries_per_s"], 6 / 2.02, places=1)
+
+    def test_lost_duplicate_out_of_order_and_strangers(self):
+        rec = [(100.01, "a", 1), (100.02, "a", 1),                  # duplicate
+               (102.01, "a", 3), (102.02, "a", 2),                  # 2 after 3: out of order
+               (100.01, "b", 1),                                     # b misses 2 and 3
+               (100.03, "c", 1),                                     # not a recipient
+               (100.04, "a", None), (100.05, "b", 9)]                # notice, unknown marker
+        f = bench.analyse_conference(self.sends, rec, ["a", "b"])
+        self.assertEqual(f["deliveries"], 4)
+        self.assertEqual(f["lost"], 2)
+        self.assertEqual(f["duplicates"], 1)
+        self.assertEqual(f["out_of_order"], 1)
+        self.assertEqual(f["not_a_recipient"], 1)
+        self.assertEqual(f["other_messages"], 1)
+        self.assertEqual(f["unknown_markers"], 1)
+        self.assertEqual(f["complete_messages"], 1)
+        self.assertEqual(f["lost_by_recipient"], {"b": 2})
+
+    def test_log_counter_reads_only_what_was_appended(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "actions.log"
+            c = bench.LogCounter(path, b"RCV ")
+            self.assertEqual(c.update(), 0)
+            path.write_bytes(b"JOINED 1\nRCV 1 2 a msg-1\nRCV 1 2")
+            self.assertEqual(c.update(), 1)                  # the last line is not complete yet
+            with open(path, "ab") as f:
+                f.write(b" b msg-1\nRCV 3 4 c msg-2\n")
+            self.assertEqual(c.update(), 3)
+
+    def test_config_and_log_filter(self):
+        o = bench.parse_args(["conference"])
+        self.assertEqual((o.participants, o.messages, o.rate), (250, 200, 20.0))
+        cfg = bench.conference_config(o)
+        self.assertIn("[conference]", cfg)
+        self.assertIn("open_to_organisation = true", cfg)
+        self.assertIn("max_participants = 250", cfg)
+        self.assertIn("switchboard::sip::conference=info", bench.switchboard_log_filter(o))
+        self.assertEqual(bench.switchboard_log_filter(bench.parse_args(["message"])), "warn")
+        self.assertEqual(bench.users_needed(o), 250)
+        self.assertEqual(bench.planned_runs(o), [("switchboard", "switchboard", None)])
+
+    def test_kamailio_is_refused(self):
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            bench.parse_args(["conference", "--only", "kamailio"])
+
+    def test_markdown_conference_row_and_no_kamailio(self):
+        lat = {"samples": 1, "p50_ms": 29.3, "p90_ms": 50.0, "p99_ms": 69.8, "max_ms": 79.0}
+        fan = {"messages": 200, "recipients_per_message": 249, "expected": 49800, "deliveries": 49790,
+               "lost": 10, "complete_messages": 190, "duplicates": 0, "out_of_order": 0, "deliveries_per_s": 4987.0,
+               "completion": lat, "first_delivery": lat, "lost_by_recipient": {"user0007": 10},
+               "recipients_missing_some": 1}
+        r = {"status": "ok", "participants": 250, "joined": 249, "messages_offered": 200, "messages_sent": 200,
+             "fanout": fan, "cpu_ms_per_1000": 142.8, "memory": {"peak_rss_sum_kb": 126976},
+             "window": {"server_cpu_s": 7.11, "loadgen_cpu_s": 2.3, "background_cpu_s": 0.0, "wall_s": 10.0,
+                        "background_top": {}},
+             "failures": {"failed_posts": 0, "dead_call_msgs": 0, "member_calls_failed": 0},
+             "server_log": {"member_unreachable": 1, "warn": 0, "error": 0}, "window_end": "no delivery for 3 s"}
+        result = {"scenario": "conference", "started": "t", "machine": {"cpus": 2, "kernel": "k"},
+                  "params": {"rate": 20.0, "participants": 250, "messages": 200}, "servers": {"switchboard": r}}
+        md = bench.markdown(result)
+        self.assertIn("Kamailio is not run", md)
+        self.assertIn("| switchboard | 250/250 | 200/200 | 49,790/49,800 | 10 | 0 | 0 | 4,987 | 29.3 / 69.8 / 79.0 |", md)
+        self.assertIn("1 'member unreachable' removals", md)
+        self.assertNotIn("Switchboard / Kamailio", md)
+
+
+class Archiving(unittest.TestCase):
+    def test_status_json(self):
+        st = bench.parse_archive_status('{"head": "12000:ab12", "anchor": "0:0000", "spooled": 3, "mail": null}')
+        self.assertEqual((st["records"], st["spooled"]), (12000, 3))
+        st = bench.parse_archive_status('{"head": null, "anchor": "0:0000", "spooled": 0, "mail": null}')
+        self.assertEqual(st["records"], 0)
+        self.assertIn("error", bench.parse_archive_status("archive is empty"))
+
+    def test_archive_shortfall(self):
+        a = {"records": 450, "spooled": 0, "by_kind": {"message": 195, "join": 250},
+             "delivered": {"expected_message_records": 200}}
+        self.assertEqual(bench.archive_shortfall(a), 5)
+        a = {"records": 200, "spooled": 0, "by_kind": None, "delivered": {"expected_message_records": 200}}
+        self.assertEqual(bench.archive_shortfall(a), 0)
+
+    def test_compare_runs_and_ratio(self):
+        o = bench.parse_args(["message", "--archiving-compare"])
+        runs = bench.planned_runs(o)
+        self.assertEqual([r[2] for r in runs], ["off", "on"])
+        result = {"scenario": "message", "mode": "archiving-compare", "servers": {
+            bench.ARCHIVING_OFF: {"status": "ok", "ops_per_cpu_s": 10000.0},
+            bench.ARCHIVING_ON: {"status": "ok", "ops_per_cpu_s": 8500.0}}}
+        bench.compute_ratios(result, runs)
+        self.assertEqual(result["ratio_archiving_on_over_off_ops_per_cpu_s"], 0.85)
+        self.assertAlmostEqual(result["archiving_cpu_increase_pct"], 17.6)
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            bench.parse_args(["presence", "--archiving-compare"])
+
+    def test_markdown_compare_verdict(self):
+        row = {"status": "ok", "achieved_rate": 2000.0, "ops": 40000, "ops_per_cpu_s": 3000.0,
+               "cpu_ms_per_1000": 333.3, "memory": {},
+               "failures": {"failed_calls": 0, "unexpected_msgs": 0, "retransmissions": 0},
+               "latency": {"p50_ms": 2.0, "p99_ms": 9.0},
+               "window": {"server_cpu_s": 13.3, "loadgen_cpu_s": 5.0, "background_cpu_s": 0.0, "wall_s": 20.0,
+                          "background_top": {}}}
+        on = dict(row, archive={"records": 48000, "spooled": 0, "by_kind": {"message": 48000},
+                                "delivered": {"messages_delivered_to_uas": 48000}})
+        result = {"scenario": "message", "mode": "archiving-compare", "started": "t",
+                  "machine": {"cpus": 2, "kernel": "k"},
+                  "params": {"rate": 2000.0, "duration": 20.0, "warmup": 3.0, "users": 1000},
+                  "servers": {bench.ARCHIVING_OFF: row, bench.ARCHIVING_ON: on},
+                  "ratio_archiving_on_over_off_ops_per_cpu_s": 0.5, "archiving_cpu_increase_pct": 100.0}
+        md = bench.markdown(result)
+        self.assertIn("| switchboard archiving on | 2,000.0 | 40,000 |", md)
+        self.assertIn("archive holds 48,000 records (message 48,000; 0 spooled)", md)
+        self.assertIn("MISSES the target", md)
+        self.assertIn("CPU per operation +100 %", md)
+
+    def test_binary_identity_is_reported_once_per_build(self):
+        with tempfile.TemporaryDirectory() as d:
+            b = Path(d) / "switchboard"
+            b.write_bytes(b"build 1")
+            ident = bench.binary_identity(b)
+            self.assertEqual((ident["size"], len(ident["sha256"])), (7, 16))
+            self.assertIn("error", bench.binary_identity(Path(d) / "missing"))
+        row = {"status": "failed", "error": "x",
+               "server": {"binary": "/b/switchboard", "version": "switchboard 0.1.0", "binary_identity": ident}}
+        result = {"scenario": "message", "mode": "archiving-compare", "started": "t",
+                  "machine": {"cpus": 2, "kernel": "k"},
+                  "params": {"rate": 2000.0, "duration": 20.0, "warmup": 3.0, "users": 1000},
+                  "servers": {bench.ARCHIVING_OFF: row, bench.ARCHIVING_ON: dict(row)}}
+        md = bench.markdown(result)
+        self.assertEqual(md.count(f"sha256 {ident['sha256']}"), 1)
 
 
 if __name__ == "__main__":
