@@ -283,10 +283,11 @@ impl NonceCounts {
         if nc == 0 {
             return false;
         }
-        if !self.seen.contains_key(nonce) && self.seen.len() >= self.capacity {
-            self.evict_oldest();
-        }
         if !self.seen.contains_key(nonce) {
+            // Eviction forgets another nonce: this one stays unknown.
+            if self.seen.len() >= self.capacity {
+                self.evict_oldest();
+            }
             self.order.push_back(nonce.to_owned());
         }
         let w = self.seen.entry(nonce.to_owned()).or_insert(Window {

@@ -27,6 +27,7 @@ use crate::method::Method;
 use client::ClientTx;
 use server::ServerTx;
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -295,22 +296,25 @@ impl<F: Flow> TransactionLayer<F> {
             self.reschedule_server(&key);
             return;
         }
-        if let Some(tx) = self.server.get_mut(&key) {
-            let mut io = Io {
-                now,
-                timers: &self.timers,
-                transmits: &mut self.transmits,
-                events: &mut self.events,
-            };
-            tx.on_retransmission(&mut io);
-            return;
+        // One lookup: a retransmission finds its transaction, a new request
+        // takes the vacant slot.
+        let mut io = Io {
+            now,
+            timers: &self.timers,
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        match self.server.entry(key) {
+            Entry::Occupied(mut known) => known.get_mut().on_retransmission(&mut io),
+            Entry::Vacant(slot) => {
+                let tx = ServerTx::new(&mut io, &request, flow.clone());
+                let next = tx.next_deadline();
+                let key = slot.key().clone();
+                slot.insert(tx);
+                self.schedule(Side::Server, &key, next);
+                self.events.push_back(Event::Request { key, request, flow });
+            }
         }
-        let mut io = self.io(now);
-        let tx = ServerTx::new(&mut io, &request, flow.clone());
-        let next = tx.next_deadline();
-        self.server.insert(key.clone(), tx);
-        self.schedule(Side::Server, &key, next);
-        self.events.push_back(Event::Request { key, request, flow });
     }
 
     /// The transaction user answers server transaction `key`.
@@ -329,7 +333,13 @@ impl<F: Flow> TransactionLayer<F> {
             events: &mut self.events,
         };
         tx.respond(&mut io, response)?;
-        self.reschedule_server(key);
+        // What reschedule_server does, with the transaction at hand.
+        let (terminated, next) = (tx.is_terminated(), tx.next_deadline());
+        if terminated {
+            self.server.remove(key);
+        } else {
+            self.schedule(Side::Server, key, next);
+        }
         Ok(())
     }
 
