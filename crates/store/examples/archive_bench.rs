@@ -3,6 +3,14 @@
 //! times searches. Run by `bench/archive-search.sh` (see bench/README.md).
 //!
 //! Usage: archive_bench [--db PATH] [--records N] [--queries Q]
+//!        archive_bench --write-cost BATCH [--records N] [--participants P]
+//!
+//! `--write-cost` measures instead what appending costs: N records (default
+//! 20,000) shaped like the SIP benchmark's (1,000 senders writing to one
+//! recipient, one conversation per sender; with `--participants P`, one
+//! conference of P members) appended BATCH records per call, with the
+//! process's CPU time and its write calls and bytes (`/proc/self/io`) per
+//! record.
 
 use std::time::Instant;
 use switchboard_store::archive::{Archive, ArchiveQuery, NewArchiveRecord};
@@ -63,6 +71,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--write-cost") {
+        return write_cost(&args).await;
+    }
     let records: u64 = arg(&args, "--records", "1000000").parse()?;
     let queries: usize = arg(&args, "--queries", "200").parse()?;
     let dir = tempfile::tempdir()?;
@@ -168,5 +179,113 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "text_ms": {"p50": percentile(&text_ms, 0.5), "p95": percentile(&text_ms, 0.95), "max": percentile(&text_ms, 1.0)},
             "user_text_ms": {"p50": percentile(&user_ms, 0.5), "p95": percentile(&user_ms, 0.95), "max": percentile(&user_ms, 1.0)}})
     );
+    Ok(())
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`, in
+/// clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// `(write calls, bytes written to storage)` of this process so far.
+fn io_counters() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let get = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("syscw:"), get("write_bytes:"))
+}
+
+async fn write_cost(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let batch: usize = arg(args, "--write-cost", "1").parse()?;
+    let records: usize = arg(args, "--records", "20000").parse()?;
+    let participants: usize = arg(args, "--participants", "0").parse()?;
+    let unsynced = args.iter().any(|a| a == "--unsynced");
+    let dir = tempfile::tempdir()?;
+    let db = std::path::PathBuf::from(arg(
+        args,
+        "--db",
+        &dir.path().join("archive.db").to_string_lossy(),
+    ));
+    let archive = SqliteArchive::open(&db).await?;
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let conversations: Vec<String> = (0..1000)
+        .map(|_| format!("{:016x}{:016x}", rng.next(), rng.next()))
+        .collect();
+    let members: Vec<String> = (0..participants)
+        .map(|i| format!("user{i:04}@bench.test"))
+        .collect();
+    let make = |i: usize, rng: &mut Rng| {
+        let (conversation, sender, to) = if participants > 0 {
+            let s = rng.below(participants as u64) as usize;
+            let to: Vec<String> = members
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != s)
+                .map(|(_, m)| m.clone())
+                .collect();
+            ("conf-bench".to_owned(), members[s].clone(), to)
+        } else {
+            let s = rng.below(1000) as usize;
+            (
+                conversations[s].clone(),
+                format!("user{s:04}@bench.test"),
+                vec!["user0999@bench.test".to_owned()],
+            )
+        };
+        let text = format!("Hello from {sender}: message {i} of the Switchboard benchmark.");
+        NewArchiveRecord {
+            conversation,
+            kind: "message".into(),
+            at_ms: 1_790_000_000_000 + i as i64,
+            sender,
+            participants: to,
+            content_type: "text/plain".into(),
+            body: text.clone().into_bytes(),
+            text,
+            outcome: "delivered".into(),
+            external: false,
+        }
+    };
+    // Warm-up: the tables and indexes hold something before measuring.
+    let warm: Vec<NewArchiveRecord> = (0..records / 4).map(|i| make(i, &mut rng)).collect();
+    for chunk in warm.chunks(500) {
+        archive.append_archive(chunk).await?;
+    }
+    let all: Vec<NewArchiveRecord> = (0..records).map(|i| make(records + i, &mut rng)).collect();
+    let (cpu0, (calls0, bytes0), t0) = (cpu_seconds(), io_counters(), Instant::now());
+    for chunk in all.chunks(batch.max(1)) {
+        if unsynced {
+            archive.append_archive_unsynced(chunk).await?;
+        } else {
+            archive.append_archive(chunk).await?;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu1, (calls1, bytes1)) = (cpu_seconds(), io_counters());
+    let n = records.max(1) as f64;
+    println!(
+        "{records} records, batch {batch}, participants {participants}, {}: \
+         {:.1} us CPU/record, {:.1} us wall/record, {:.2} write calls/record, {:.1} KiB written/record",
+        if unsynced { "unsynced" } else { "durable" },
+        (cpu1 - cpu0) * 1e6 / n,
+        elapsed * 1e6 / n,
+        calls1.saturating_sub(calls0) as f64 / n,
+        bytes1.saturating_sub(bytes0) as f64 / 1024.0 / n,
+    );
+    archive.close().await;
     Ok(())
 }

@@ -201,6 +201,16 @@ pub trait Archive: Send + Sync {
     /// Appends records at the end of the chain, atomically (all or none),
     /// computing each hash from the previous one; returns their `seq`s.
     async fn append_archive(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>>;
+    /// Like [`append_archive`](Archive::append_archive), but the commit need
+    /// only survive a crash of the process, not necessarily a power loss or a
+    /// crash of the operating system, after which the newest such appends may
+    /// be missing (never a record in the middle of the chain: a later durable
+    /// append makes every earlier one durable too). For records whose loss in
+    /// a power cut is acceptable: non-critical archiving, which keeps them in
+    /// memory before writing anyway. The default is a durable append.
+    async fn append_archive_unsynced(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>> {
+        self.append_archive(records).await
+    }
     /// Records matching `q`, oldest first.
     async fn search_archive(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveRecord>>;
     /// Records with `seq` above `after_seq`, in order, at most `limit` (see

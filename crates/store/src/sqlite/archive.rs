@@ -3,9 +3,19 @@
 //! The archive is a database file of its own (typically `archive.db` next to
 //! the store), opened like the store (WAL, `BEGIN IMMEDIATE` writes, owner-only
 //! file, the same error classification) but with its own migrations
-//! (`migrations/sqlite-archive`) and two differences:
-//! - commits use `synchronous = FULL`: an archived message is on disk, power
-//!   loss included, before the server delivers it in critical mode;
+//! (`migrations/sqlite-archive`) and these differences:
+//! - [`append_archive`](Archive::append_archive) commits with `synchronous =
+//!   FULL`: an archived message is on disk, power loss included, before the
+//!   server delivers it in critical mode (and before a replayed spool is
+//!   emptied); [`append_archive_unsynced`](Archive::append_archive_unsynced)
+//!   and every other write commit with `synchronous = NORMAL` (a crash of the
+//!   process loses nothing committed; a power loss may lose the newest
+//!   commits until the next durable one or checkpoint);
+//! - appends go through one connection kept aside for them, so its page cache
+//!   stays valid between appends; the connections keep temporary data (the
+//!   statement journal) in memory, have a 16 MiB page cache and checkpoint the
+//!   WAL every 4,000 pages (16 MiB) instead of 1,000, so that index pages
+//!   changed by every batch are copied into the database file less often;
 //! - the busy timeout can be shortened ([`SqliteArchive::open_with_busy_timeout`]),
 //!   so that in critical mode an archive that is locked or unwritable refuses
 //!   IM within about a second instead of holding every message for five.
@@ -28,19 +38,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{BUSY_TIMEOUT, begin_read, begin_write, col, db, narrow, open_file, open_memory};
+use super::{BUSY_TIMEOUT, begin_read, begin_write, col, db, narrow, open_file_with, open_memory};
 use crate::archive::{
     Archive, ArchiveQuery, ArchiveRecord, ConversationSummary, NewArchiveRecord, archive_limit,
     chain_hash,
 };
 use crate::{StoreError, StoreResult};
+use tokio::sync::Mutex;
 
 /// The archive's own migrations, separate from the store's.
 static ARCHIVE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite-archive");
@@ -52,6 +65,13 @@ macro_rules! record_columns {
          outcome, external, prev_hash, hash"
     };
 }
+
+/// Per-connection settings of the archive (see the module documentation).
+const ARCHIVE_PRAGMAS: [(&str, &str); 3] = [
+    ("temp_store", "MEMORY"),
+    ("cache_size", "-16384"),
+    ("wal_autocheckpoint", "4000"),
+];
 
 /// Records per multi-row `INSERT` (13 bound values each, far below SQLite's
 /// limit of 32766 variables per statement).
@@ -70,6 +90,11 @@ const CONVERSATIONS_PER_UPSERT: usize = 250;
 #[derive(Debug, Clone)]
 pub struct SqliteArchive {
     pool: SqlitePool,
+    /// The connection appends use, kept out of the pool between them (for a
+    /// file archive): its page cache stays valid from one append to the next,
+    /// which the pool's rotation among idle connections would defeat (every
+    /// connection's cache is discarded when another one has written).
+    writer: Option<Arc<Mutex<Option<PoolConnection<Sqlite>>>>>,
 }
 
 impl SqliteArchive {
@@ -98,27 +123,35 @@ impl SqliteArchive {
         path: &Path,
         busy_timeout: Duration,
     ) -> StoreResult<SqliteArchive> {
-        let pool = open_file(
+        let pool = open_file_with(
             path,
             &ARCHIVE_MIGRATOR,
             busy_timeout,
-            SqliteSynchronous::Full,
+            SqliteSynchronous::Normal,
+            &ARCHIVE_PRAGMAS,
         )
         .await?;
-        Ok(SqliteArchive { pool })
+        Ok(SqliteArchive {
+            pool,
+            writer: Some(Arc::new(Mutex::new(None))),
+        })
     }
 
     /// Opens a private, empty in-memory archive, for tests of code built on
     /// the archive. Nothing is persisted and no other handle can see it.
     pub async fn open_in_memory() -> StoreResult<SqliteArchive> {
         let pool = open_memory(&ARCHIVE_MIGRATOR).await?;
-        Ok(SqliteArchive { pool })
+        // One connection only: appends take it from the pool like every call.
+        Ok(SqliteArchive { pool, writer: None })
     }
 
     /// Closes every connection, waiting for them, so that the last one can
     /// checkpoint the WAL into the main file. Calls made through clones fail
     /// with [`StoreError::Unavailable`] afterwards.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.lock().await.take();
+        }
         self.pool.close().await;
     }
 }
@@ -379,6 +412,99 @@ async fn summary_in(
     }))
 }
 
+impl SqliteArchive {
+    /// Appends `records` in one `BEGIN IMMEDIATE` transaction; with `durable`
+    /// the commit is made with `synchronous = FULL` (the WAL is flushed to
+    /// disk before it returns), otherwise with the pool's `NORMAL`.
+    async fn append(&self, records: &[NewArchiveRecord], durable: bool) -> StoreResult<Vec<i64>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = "append to archive";
+        let Some(writer) = &self.writer else {
+            let mut conn = self.pool.acquire().await.map_err(db(what))?;
+            let (result, reusable) = append_on(&mut conn, records, durable).await;
+            if !reusable {
+                conn.close_on_drop();
+            }
+            return result;
+        };
+        let mut slot = writer.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.pool.acquire().await.map_err(db(what))?,
+        };
+        let (result, reusable) = append_on(&mut conn, records, durable).await;
+        if !reusable {
+            // Left at FULL: only slower, but do not keep or pool it.
+            conn.close_on_drop();
+        } else if result.is_ok() {
+            *slot = Some(conn);
+        }
+        // After a failure the connection goes back to the pool; the next
+        // append takes one from there.
+        result
+    }
+}
+
+/// Appends on `conn`; with `durable` the commit is made with `synchronous =
+/// FULL`, otherwise with the connection's `NORMAL`. Returns, with the result,
+/// whether the connection is fit to be used again (it is not when it could
+/// not be set back to `NORMAL`).
+async fn append_on(
+    conn: &mut SqliteConnection,
+    records: &[NewArchiveRecord],
+    durable: bool,
+) -> (StoreResult<Vec<i64>>, bool) {
+    let what = "append to archive";
+    if !durable {
+        return (append_in(conn, records).await, true);
+    }
+    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await
+    {
+        return (Err(db(what)(e)), true);
+    }
+    let result = append_in(conn, records).await;
+    let restored = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
+    (result, restored.is_ok())
+}
+
+/// Appends `records` after the end of the chain in one `BEGIN IMMEDIATE`
+/// transaction on `conn`.
+async fn append_in(
+    conn: &mut SqliteConnection,
+    records: &[NewArchiveRecord],
+) -> StoreResult<Vec<i64>> {
+    let what = "append to archive";
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(db(what))?;
+    let (mut seq, mut prev_hash) = chain_end(&mut tx).await?;
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        seq = seq
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("archive sequence exhausted".to_owned()))?;
+        let hash = chain_hash(&prev_hash, seq, record);
+        let participants_json = serde_json::to_string(&record.participants)
+            .map_err(|e| StoreError::Backend(format!("{what}: participants: {e}")))?;
+        rows.push(Chained {
+            seq,
+            record,
+            participants_json,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+    }
+    insert_chained(&mut tx, &rows).await?;
+    tx.commit().await.map_err(db(what))?;
+    Ok(rows.iter().map(|r| r.seq).collect())
+}
+
 /// The SQLite archive.
 ///
 /// - Appends are one `BEGIN IMMEDIATE` transaction: the head is read, each
@@ -397,31 +523,13 @@ impl Archive for SqliteArchive {
     /// record, or the anchor when retention removed them all), atomically;
     /// returns their `seq`s in the order given.
     async fn append_archive(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let what = "append to archive";
-        let mut tx = begin_write(&self.pool, what).await?;
-        let (mut seq, mut prev_hash) = chain_end(&mut tx).await?;
-        let mut rows = Vec::with_capacity(records.len());
-        for record in records {
-            seq = seq
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend("archive sequence exhausted".to_owned()))?;
-            let hash = chain_hash(&prev_hash, seq, record);
-            let participants_json = serde_json::to_string(&record.participants)
-                .map_err(|e| StoreError::Backend(format!("{what}: participants: {e}")))?;
-            rows.push(Chained {
-                seq,
-                record,
-                participants_json,
-                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                hash,
-            });
-        }
-        insert_chained(&mut tx, &rows).await?;
-        tx.commit().await.map_err(db(what))?;
-        Ok(rows.iter().map(|r| r.seq).collect())
+        self.append(records, true).await
+    }
+
+    /// Like `append_archive`, committed with `synchronous = NORMAL`: the WAL
+    /// is not flushed to disk at each commit.
+    async fn append_archive_unsynced(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>> {
+        self.append(records, false).await
     }
 
     /// Every given field narrows the result (AND):

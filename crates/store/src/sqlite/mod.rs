@@ -153,14 +153,30 @@ pub(crate) async fn open_file(
     busy_timeout: Duration,
     synchronous: SqliteSynchronous,
 ) -> StoreResult<SqlitePool> {
+    open_file_with(path, migrator, busy_timeout, synchronous, &[]).await
+}
+
+/// [`open_file`] with further per-connection `PRAGMA`s (name, value), set on
+/// every connection of the pool when it is opened (the archive's page cache,
+/// temporary storage and checkpoint interval).
+pub(crate) async fn open_file_with(
+    path: &Path,
+    migrator: &'static Migrator,
+    busy_timeout: Duration,
+    synchronous: SqliteSynchronous,
+    pragmas: &[(&'static str, &'static str)],
+) -> StoreResult<SqlitePool> {
     create_private_file(path)?;
-    let options = SqliteConnectOptions::new()
+    let mut options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(synchronous)
         .foreign_keys(true)
         .busy_timeout(busy_timeout);
+    for (name, value) in pragmas {
+        options = options.pragma(*name, *value);
+    }
     let mut attempt = 1;
     loop {
         let pool_options = SqlitePoolOptions::new()
