@@ -166,6 +166,15 @@ impl Conferences {
         self.lock().get(id).cloned()
     }
 
+    /// The conferences `user` is a member of (snapshots).
+    pub fn of_user(&self, user: &Address) -> Vec<Conference> {
+        self.lock()
+            .values()
+            .filter(|c| c.is_member(user))
+            .cloned()
+            .collect()
+    }
+
     /// Records where the conference came from and seeds its history.
     pub fn set_origin(&self, id: &str, pair: (Address, Address), history: Vec<HistoryEntry>) {
         if let Some(c) = self.lock().get_mut(id) {

@@ -176,6 +176,35 @@ impl Conversations {
         }
     }
 
+    /// The two people of conversation `id`, if it is live.
+    pub fn pair_of(&self, id: &str) -> Option<(Address, Address)> {
+        self.lock()
+            .iter()
+            .find(|(_, p)| p.id == id)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The live conversations `user` takes part in: (id, the other person,
+    /// last activity), most recent first.
+    pub fn of_user(&self, user: &Address) -> Vec<(String, Address, i64)> {
+        let mut out: Vec<(String, Address, i64)> = self
+            .lock()
+            .iter()
+            .filter_map(|((a, b), p)| {
+                let other = if a == user {
+                    b
+                } else if b == user {
+                    a
+                } else {
+                    return None;
+                };
+                Some((p.id.clone(), other.clone(), p.last_ms))
+            })
+            .collect();
+        out.sort_by_key(|x| std::cmp::Reverse(x.2));
+        out
+    }
+
     /// Forgets idle conversations.
     pub fn sweep(&self, now_ms: i64) {
         let idle = self.idle_ms;
@@ -222,6 +251,23 @@ mod tests {
             .collect();
         assert_eq!(texts, vec!["2", "3", "4"]);
         assert!(c.recent(&x, &y, 2_000).is_empty(), "too old");
+    }
+
+    #[test]
+    fn conversations_are_found_by_id_and_by_participant() {
+        let c = Conversations::new(HistoryLimits::default(), 60_000);
+        let (x, y, z) = (a("x@e.com"), a("y@e.com"), a("z@e.com"));
+        let xy = c.id(&x, &y, 10, || "xy".into());
+        let xz = c.id(&z, &x, 20, || "xz".into());
+        assert_eq!(c.pair_of(&xy), Some((x.clone(), y.clone())));
+        assert_eq!(c.pair_of("nope"), None);
+        let mine: Vec<(String, Address)> = c
+            .of_user(&x)
+            .into_iter()
+            .map(|(id, other, _)| (id, other))
+            .collect();
+        assert_eq!(mine, vec![(xz, z.clone()), (xy, y.clone())]);
+        assert_eq!(c.of_user(&y).len(), 1);
     }
 
     #[test]

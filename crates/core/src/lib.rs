@@ -11,6 +11,7 @@ pub mod archive;
 pub mod conference;
 pub mod conversation;
 pub mod directory;
+pub mod endpoints;
 pub mod im;
 pub mod policy;
 pub mod presence;

@@ -61,6 +61,9 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     if let Some(v) = args.sip_tls {
         config.sip.tls = v;
     }
+    if let Some(v) = args.http {
+        config.web.listen = v;
+    }
     config.domains.extend(args.domains);
     config
         .validate()
@@ -188,10 +191,13 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         )
         .context("cannot start the archive mail-store delivery ([archive.mail])")?;
     }
+    let endpoints: Arc<dyn switchboard_core::endpoints::Endpoints> =
+        Arc::new(switchboard_core::endpoints::LocalEndpoints::new());
     let services = crate::sip::Services {
         archiver,
-        conferences,
-        conversations,
+        endpoints: endpoints.clone(),
+        conferences: conferences.clone(),
+        conversations: conversations.clone(),
         focus: crate::sip::conference::FocusSettings {
             factory_user: config.conference.factory_user.to_ascii_lowercase(),
         },
@@ -200,7 +206,7 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         store: store.clone(),
         location,
         offline,
-        engine,
+        engine: engine.clone(),
         contacts: contacts.clone(),
         presence: crate::sip::presence::PresenceSettings {
             min_expires: config.presence.min_expires,
@@ -234,8 +240,7 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
             .with_context(|| format!("cannot listen on TCP {addr}"))?;
         listening.push(format!("SIP TCP {a}"));
     }
-    if !config.sip.tls.is_empty() {
-        let addr: SocketAddr = config.sip.tls.parse()?;
+    let tls = if !config.sip.tls.is_empty() || (config.web.tls && !config.web.listen.is_empty()) {
         let (tls, source) = transport::tls::load_or_generate(
             config.tls.cert.as_deref(),
             config.tls.key.as_deref(),
@@ -243,10 +248,74 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
             &domains,
         )?;
         tracing::info!(?source, "TLS certificate");
-        let a = transport::spawn_tls_listener(transports.clone(), addr, TlsAcceptor::from(tls))
-            .await
-            .with_context(|| format!("cannot listen on TLS {addr}"))?;
+        Some(tls)
+    } else {
+        None
+    };
+    if let (false, Some(tls)) = (config.sip.tls.is_empty(), &tls) {
+        let addr: SocketAddr = config.sip.tls.parse()?;
+        let a = transport::spawn_tls_listener(
+            transports.clone(),
+            addr,
+            TlsAcceptor::from(tls.clone()),
+        )
+        .await
+        .with_context(|| format!("cannot listen on TLS {addr}"))?;
         listening.push(format!("SIP TLS {a}"));
+    }
+    if !config.web.listen.is_empty() {
+        let addr: SocketAddr = config.web.listen.parse()?;
+        let w = &config.web;
+        let settings = crate::web::WebSettings {
+            session_ttl: Duration::from_secs(w.session_hours * 3600),
+            max_body_bytes: w.max_body_bytes,
+            rate: crate::web::auth::RateLimit {
+                per_second: w.rate_per_second,
+                burst: f64::from(w.rate_burst),
+            },
+            max_connections: w.max_connections,
+            long_poll_seconds: w.long_poll_seconds,
+            anonymous_presence: if w.anonymous_presence == "none" {
+                crate::web::AnonymousPresence::None
+            } else {
+                crate::web::AnonymousPresence::External
+            },
+            badge_cors_origin: w.badge_cors_origin.clone(),
+            badge_cache_seconds: w.badge_cache_seconds,
+            max_contacts: config.presence.max_contacts,
+            max_im_body: config.im.max_body_bytes,
+        };
+        let web = Arc::new(crate::web::Web {
+            sessions: crate::web::auth::Sessions::new(
+                store.clone(),
+                settings.session_ttl.as_millis() as i64,
+                settings.rate,
+            ),
+            settings,
+            store: store.clone(),
+            directory: directory.clone(),
+            policies: policies.clone(),
+            contacts: contacts.clone(),
+            engine: engine.clone(),
+            conferences: conferences.clone(),
+            conversations: conversations.clone(),
+            endpoints: endpoints.clone(),
+            sip: sip.clone(),
+            live: crate::web::live::Live::default(),
+        });
+        web.start();
+        let acceptor = match (&tls, config.web.tls) {
+            (Some(tls), true) => Some(crate::web::serve::tls_acceptor(tls)),
+            _ => None,
+        };
+        let max = web.settings.max_connections;
+        let a = crate::web::serve::listen(crate::web::router(web), addr, acceptor.clone(), max)
+            .await
+            .with_context(|| format!("cannot listen on HTTP {addr}"))?;
+        listening.push(format!(
+            "{} {a}",
+            if acceptor.is_some() { "HTTPS" } else { "HTTP" }
+        ));
     }
 
     // Pick up changes made with the command-line tool while running.
@@ -262,14 +331,7 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
                 tick.tick().await;
                 match directory.refresh_if_changed(store.as_ref()).await {
                     Ok(true) => {
-                        if let Err(e) = policies.load(store.as_ref(), &POLICY_KINDS).await {
-                            tracing::warn!(error = %e, "cannot reload policies");
-                        }
-                        if let Err(e) = contacts.load(store.as_ref()).await {
-                            tracing::warn!(error = %e, "cannot reload contact lists");
-                        }
-                        sip.presence_reevaluate();
-                        sip.end_subscriptions_to_missing_people();
+                        reload_rest(store.as_ref(), &policies, &contacts, &sip).await;
                         tracing::info!(users = directory.user_count(), "directory reloaded");
                     }
                     Ok(false) => {}
@@ -298,6 +360,39 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     // Give the write-behind of registrations a moment to finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// Re-reads everything a change in the database can affect (directory,
+/// policies, contact lists) and re-evaluates presence and subscriptions.
+/// Used for changes made through the HTTP API, which must apply at once.
+pub async fn reload(
+    store: &dyn Store,
+    directory: &Directory,
+    policies: &Policies,
+    contacts: &ContactBook,
+    sip: &Arc<SipServer>,
+) {
+    if let Err(e) = directory.load(store).await {
+        tracing::warn!(error = %e, "cannot reload the directory");
+    }
+    reload_rest(store, policies, contacts, sip).await;
+}
+
+/// [`reload`] after the directory was read.
+async fn reload_rest(
+    store: &dyn Store,
+    policies: &Policies,
+    contacts: &ContactBook,
+    sip: &Arc<SipServer>,
+) {
+    if let Err(e) = policies.load(store, &POLICY_KINDS).await {
+        tracing::warn!(error = %e, "cannot reload policies");
+    }
+    if let Err(e) = contacts.load(store).await {
+        tracing::warn!(error = %e, "cannot reload contact lists");
+    }
+    sip.presence_reevaluate();
+    sip.end_subscriptions_to_missing_people();
 }
 
 /// Daily retention at the configured purge hour, and a periodic log line with

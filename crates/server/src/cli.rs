@@ -181,6 +181,10 @@ pub struct ServeArgs {
     /// SIP over TLS listen address ("" disables).
     #[arg(long)]
     pub sip_tls: Option<String>,
+    /// HTTP listen address: API, web client, presence badges, SIP over
+    /// WebSocket ("" disables; default 0.0.0.0:8080).
+    #[arg(long)]
+    pub http: Option<String>,
 }
 
 /// `user …`

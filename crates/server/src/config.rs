@@ -23,7 +23,57 @@ pub struct Config {
     pub conference: ConferenceConfig,
     /// Compliance archive delivery (`[archive.mail]`).
     pub archive: ArchiveConfig,
+    /// The HTTP listener: API, web client, presence badges, SIP over WebSocket.
+    pub web: WebConfig,
     pub log: LogConfig,
+}
+
+/// The web front door (`[web]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// HTTP listen address; empty string disables it.
+    pub listen: String,
+    /// Serve HTTPS (with the SIP TLS certificate) instead of plain HTTP.
+    pub tls: bool,
+    /// Hours a sign-in (bearer token) stays valid.
+    pub session_hours: u64,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// Requests per second allowed per token (sustained).
+    pub rate_per_second: f64,
+    /// Requests a token may make in a burst.
+    pub rate_burst: u32,
+    /// Most simultaneous HTTP connections.
+    pub max_connections: usize,
+    /// Longest wait of one long-poll request (seconds).
+    pub long_poll_seconds: u64,
+    /// What anonymous callers of `/presence/{user}` see: "external"
+    /// (availability only, like the External access level) or "none".
+    pub anonymous_presence: String,
+    /// `Access-Control-Allow-Origin` of the presence endpoints ("*", one
+    /// origin, or "" for none).
+    pub badge_cors_origin: String,
+    /// `Cache-Control: max-age` of the presence endpoints (seconds).
+    pub badge_cache_seconds: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            listen: "0.0.0.0:8080".into(),
+            tls: false,
+            session_hours: 12,
+            max_body_bytes: 256 * 1024,
+            rate_per_second: 20.0,
+            rate_burst: 60,
+            max_connections: 1000,
+            long_poll_seconds: 25,
+            anonymous_presence: "external".into(),
+            badge_cors_origin: "*".into(),
+            badge_cache_seconds: 30,
+        }
+    }
 }
 
 /// SIP listeners.
@@ -514,6 +564,7 @@ impl Config {
             ("sip.udp", &self.sip.udp),
             ("sip.tcp", &self.sip.tcp),
             ("sip.tls", &self.sip.tls),
+            ("web.listen", &self.web.listen),
         ] {
             if !v.is_empty() {
                 v.parse::<SocketAddr>().map_err(|_| {
@@ -530,6 +581,37 @@ impl Config {
             return Err((
                 "tls.cert".into(),
                 "tls.cert and tls.key must be given together".into(),
+            ));
+        }
+        let w = &self.web;
+        if w.session_hours == 0 || w.session_hours > 24 * 365 {
+            return Err((
+                "web.session_hours".into(),
+                "must be between 1 and 8760".into(),
+            ));
+        }
+        if w.max_body_bytes < 1024 {
+            return Err(("web.max_body_bytes".into(), "must be at least 1024".into()));
+        }
+        if !(w.rate_per_second > 0.0 && w.rate_per_second.is_finite()) || w.rate_burst == 0 {
+            return Err((
+                "web.rate_per_second".into(),
+                "rate_per_second and rate_burst must be above 0".into(),
+            ));
+        }
+        if w.max_connections == 0 {
+            return Err(("web.max_connections".into(), "must be at least 1".into()));
+        }
+        if w.long_poll_seconds == 0 || w.long_poll_seconds > 120 {
+            return Err((
+                "web.long_poll_seconds".into(),
+                "must be between 1 and 120".into(),
+            ));
+        }
+        if !matches!(w.anonymous_presence.as_str(), "external" | "none") {
+            return Err((
+                "web.anonymous_presence".into(),
+                format!("{:?} is not external or none", w.anonymous_presence),
             ));
         }
         let r = &self.registrar;

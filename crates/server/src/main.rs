@@ -10,6 +10,7 @@ mod credentials;
 mod private_fs;
 mod sip;
 mod transport;
+mod web;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1822,6 +1822,8 @@ impl Serve {
             "127.0.0.1:0",
             "--sip-tls",
             "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
         ]);
         cmd.env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

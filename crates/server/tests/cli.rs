@@ -239,6 +239,8 @@ fn config_check_validates_the_log_level() {
             "",
             "--sip-tls",
             "",
+            "--http",
+            "",
         ])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -1,6 +1,7 @@
 //! Presence: the availability model, aggregation over devices, privacy and
 //! contact lists, and the engine that ties them together.
 
+pub mod access;
 pub mod aggregate;
 pub mod contacts;
 pub mod engine;

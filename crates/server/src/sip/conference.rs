@@ -8,6 +8,9 @@
 //! Membership rules, history and limits are the domain core's
 //! ([`switchboard_core::conference`]); this module speaks SIP.
 
+
+pub mod web;
+
 use super::events::{NewSubscription, Package, Resource, SubState, Subscription};
 use super::proxy::Target;
 use super::{SipServer, UacOutcome, ids};
@@ -92,6 +95,12 @@ fn reply(req: &Request, status: u16, reason: &str) -> Response {
 /// conferences, each with its own delivery queue.
 fn pager_endpoint(conf: &str, user: &Address) -> String {
     format!("pager:{user}/{conf}")
+}
+
+/// True for the endpoint of a pager-mode leg (whose member's web sessions
+/// receive what the leg receives).
+fn is_pager_leg(endpoint: &str) -> bool {
+    endpoint.starts_with("pager:")
 }
 
 /// Settings of the focus.
@@ -392,7 +401,7 @@ impl SipServer {
         new_participant: bool,
     ) {
         for h in history {
-            self.enqueue(endpoint, &h, conf);
+            self.enqueue(endpoint, &h, conf, true);
         }
         if new_participant {
             tracing::info!(conference = %conf, user = %user, "joined");
@@ -401,12 +410,17 @@ impl SipServer {
         self.roster_changed(conf, user);
     }
 
-    /// Puts a conference message in a leg's queue, formatted for it.
-    fn enqueue(&self, endpoint: &str, entry: &HistoryEntry, conf: &str) {
+    /// Puts a conference message in a leg's queue, formatted for it (and
+    /// hands it to the web sessions of a pager-mode member; `replay` for
+    /// history replayed at join).
+    fn enqueue(&self, endpoint: &str, entry: &HistoryEntry, conf: &str, replay: bool) {
         let legs = lock(&self.legs);
         let Some(leg) = legs.get(endpoint) else {
             return;
         };
+        if is_pager_leg(endpoint) {
+            self.deliver_to_web(conf, &leg.user, entry, replay);
+        }
         let cpim = self
             .conferences
             .get(conf)
@@ -435,9 +449,13 @@ impl SipServer {
         let Some(c) = self.conferences.get(conf) else {
             return;
         };
+        let entry = self.notice_entry(&c, text);
         let legs = lock(&self.legs);
         for m in &c.members {
             if let Some(leg) = legs.get(&m.endpoint) {
+                if is_pager_leg(&m.endpoint) {
+                    self.deliver_to_web(conf, &m.user, &entry, false);
+                }
                 let _ = leg.tx.send(Outgoing::Message {
                     content_type: "text/plain".into(),
                     body: text.as_bytes().to_vec(),
@@ -451,9 +469,13 @@ impl SipServer {
         let Some(c) = self.conferences.get(conf) else {
             return;
         };
+        let entry = self.notice_entry(&c, text);
         let legs = lock(&self.legs);
         for m in c.members.iter().filter(|m| &m.user == user) {
             if let Some(leg) = legs.get(&m.endpoint) {
+                if is_pager_leg(&m.endpoint) {
+                    self.deliver_to_web(conf, &m.user, &entry, false);
+                }
                 let _ = leg.tx.send(Outgoing::Message {
                     content_type: "text/plain".into(),
                     body: text.as_bytes().to_vec(),
@@ -567,7 +589,9 @@ impl SipServer {
             .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
             .collect();
         if targets.is_empty() {
-            return false;
+            // A member signed in on the web only: their sessions had it
+            // (see enqueue); reachable while a session is online.
+            return self.endpoints.is_attached(user);
         }
         let mut req = Request::new(
             Method::Message,
@@ -603,6 +627,9 @@ impl SipServer {
         }
         match self.conferences.leave(conf, endpoint) {
             Some(c) => {
+                if !c.is_member(&leg.user) {
+                    self.ended_to_web(conf, &leg.user);
+                }
                 if announce && !c.is_member(&leg.user) {
                     let name = self
                         .display_of(&leg.user)
@@ -647,7 +674,18 @@ impl SipServer {
     fn conference_ended(&self, conf: &str) {
         tracing::info!(conference = %conf, "conference ended");
         self.conversations.conference_ended(conf);
-        lock(&self.legs).retain(|_, l| l.conf != conf);
+        let mut gone: Vec<Address> = Vec::new();
+        lock(&self.legs).retain(|_, l| {
+            if l.conf == conf {
+                gone.push(l.user.clone());
+            }
+            l.conf != conf
+        });
+        gone.sort();
+        gone.dedup();
+        for user in &gone {
+            self.ended_to_web(conf, user);
+        }
         let subs: Vec<u64> = lock(&self.subscriptions)
             .conference_of
             .get(conf)
@@ -745,13 +783,6 @@ impl SipServer {
         let Some(c) = self.conferences.get(conf) else {
             return self.respond(key, reply(req, 404, "No such conference"));
         };
-        let users: Vec<Address> = {
-            let mut u: Vec<Address> = c.members.iter().map(|m| m.user.clone()).collect();
-            u.sort();
-            u.dedup();
-            u
-        };
-        let parties: Vec<&Address> = users.iter().collect();
         let (ct, body) = unwrap_cpim(content_type, &req.body);
         let sender = c
             .members
@@ -759,24 +790,7 @@ impl SipServer {
             .find(|m| m.endpoint == endpoint)
             .map(|m| m.user.clone());
         let plan = match &sender {
-            Some(sender) => self.archive_plan(&parties, || {
-                let msg = switchboard_core::InstantMessage {
-                    from: sender.clone(),
-                    from_display: self.display_of(sender),
-                    to: sender.clone(),
-                    content_type: ct.clone(),
-                    body: body.clone(),
-                    received_ms: switchboard_core::now_ms(),
-                };
-                let others: Vec<String> = users
-                    .iter()
-                    .filter(|u| *u != sender)
-                    .map(Address::to_string)
-                    .collect();
-                let mut r = self.message_record(&format!("{CONF_PREFIX}{conf}"), &msg, others);
-                r.outcome = format!("delivered to {} members", c.members.len().saturating_sub(1));
-                r
-            }),
+            Some(sender) => self.conference_archive_plan(&c, sender, &ct, &body),
             None => None,
         };
         match plan {
@@ -819,6 +833,42 @@ impl SipServer {
                 });
             }
         }
+    }
+
+    /// Whether a message of `sender` to conference `c` is archived and how
+    /// (the record, and whether critical mode applies).
+    fn conference_archive_plan(
+        &self,
+        c: &Conference,
+        sender: &Address,
+        content_type: &str,
+        body: &[u8],
+    ) -> Option<(switchboard_store::archive::NewArchiveRecord, bool)> {
+        let users: Vec<Address> = {
+            let mut u: Vec<Address> = c.members.iter().map(|m| m.user.clone()).collect();
+            u.sort();
+            u.dedup();
+            u
+        };
+        let parties: Vec<&Address> = users.iter().collect();
+        self.archive_plan(&parties, || {
+            let msg = switchboard_core::InstantMessage {
+                from: sender.clone(),
+                from_display: self.display_of(sender),
+                to: sender.clone(),
+                content_type: content_type.to_owned(),
+                body: body.to_vec(),
+                received_ms: switchboard_core::now_ms(),
+            };
+            let others: Vec<String> = users
+                .iter()
+                .filter(|u| *u != sender)
+                .map(Address::to_string)
+                .collect();
+            let mut r = self.message_record(&format!("{CONF_PREFIX}{}", c.id), &msg, others);
+            r.outcome = format!("delivered to {} members", c.members.len().saturating_sub(1));
+            r
+        })
     }
 
     /// Archives a join or leave when the conference is archived.
@@ -864,7 +914,7 @@ impl SipServer {
         ) {
             Ok((recipients, entry)) => {
                 for m in recipients {
-                    self.enqueue(&m.endpoint, &entry, conf);
+                    self.enqueue(&m.endpoint, &entry, conf, false);
                 }
             }
             Err(e) => tracing::debug!(conference = %conf, error = %e, "message not posted"),
@@ -1171,7 +1221,8 @@ impl SipServer {
         };
         let now = switchboard_core::now_ms();
         let bindings = self.location.bindings(invitee, now);
-        if bindings.is_empty() {
+        let on_web = self.invitation_to_web(conf, inviter, invitee);
+        if bindings.is_empty() && !on_web {
             return 480;
         }
         let sessions: Vec<Target> = bindings
@@ -1686,6 +1737,7 @@ impl SipServer {
 
     /// Tells roster watchers that `user`'s participation changed.
     fn roster_changed(&self, conf: &str, user: &Address) {
+        self.roster_to_web(conf);
         let ids: Vec<u64> = {
             let mut subs = lock(&self.subscriptions);
             let ids: Vec<u64> = subs

@@ -14,6 +14,7 @@ pub mod presence;
 pub mod proxy;
 pub mod registrar;
 mod routing;
+pub mod web_bridge;
 
 use crate::transport::{Flow, Inbound, Transports, lock};
 use auth::{AuthOutcome, Authenticator};
@@ -86,6 +87,8 @@ pub struct SipServer {
     legs: Mutex<HashMap<String, conference::Leg>>,
     focus: conference::FocusSettings,
     pub archiver: Arc<switchboard_core::archive::Archiver>,
+    /// Points of presence that are not SIP registrations (web sessions).
+    pub endpoints: Arc<dyn switchboard_core::endpoints::Endpoints>,
     /// Highest CSeq per (Call-ID, tag) of in-dialog requests relayed, for
     /// requests the server injects into a dialog (escalation NOTIFYs).
     dialog_cseq: Mutex<HashMap<(String, String), u32>>,
@@ -105,6 +108,7 @@ pub struct Services {
     pub conversations: Arc<Conversations>,
     pub focus: conference::FocusSettings,
     pub archiver: Arc<switchboard_core::archive::Archiver>,
+    pub endpoints: Arc<dyn switchboard_core::endpoints::Endpoints>,
 }
 
 /// How finely transaction timers are scheduled.
@@ -152,12 +156,19 @@ impl SipServer {
             legs: Mutex::new(HashMap::new()),
             focus: services.focus,
             archiver: services.archiver,
+            endpoints: services.endpoints,
             dialog_cseq: Mutex::new(HashMap::new()),
         });
         server
             .transports
             .set_inbound(Arc::new(InboundAdapter(server.me.clone())));
         server
+    }
+
+    /// True for user names no person may take: the conference factory's
+    /// and those of conference URIs.
+    pub fn is_reserved_user(&self, user: &str) -> bool {
+        user.eq_ignore_ascii_case(&self.focus.factory_user) || conference::is_conference_user(user)
     }
 
     fn arc(&self) -> Option<Arc<SipServer>> {

@@ -5,13 +5,12 @@
 
 use super::location::LocationEvent;
 use super::proxy::Target;
-use super::registrar::httpdate;
 use super::{SipServer, UacOutcome, ids};
 use crate::transport::lock;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::{Address, InstantMessage, OfflineOutcome};
-use switchboard_sip::{HeaderName, Method, Request, Response, TransactionKey, Uri};
+use switchboard_sip::{Request, Response, TransactionKey};
 
 impl SipServer {
     /// Stores `msg` (received on `key`) and answers 202, or 480 if the
@@ -77,7 +76,9 @@ impl SipServer {
                 match me.offline.recipients(me.store.as_ref()).await {
                     Ok(list) => {
                         for aor in list {
-                            if me.location.is_registered(&aor, switchboard_core::now_ms()) {
+                            if me.location.is_registered(&aor, switchboard_core::now_ms())
+                                || me.endpoints.is_attached(&aor)
+                            {
                                 me.clone().deliver_offline(aor);
                             }
                         }
@@ -127,13 +128,28 @@ impl SipServer {
                 .iter()
                 .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
                 .collect();
+            // Web sessions take it at once (their queue is the delivery);
+            // SIP devices must answer 2xx.
+            let taken_by_web = self.endpoints.is_attached(aor)
+                && self.deliver_to_endpoints_at(
+                    &msg.from,
+                    aor,
+                    &msg.content_type,
+                    &msg.body,
+                    msg.received_ms,
+                ) > 0;
+            if taken_by_web {
+                if !targets.is_empty() {
+                    let _ = self.send_to_devices(self.im_request(&msg), targets).await;
+                }
+                self.offline.delivered(self.store.as_ref(), id).await?;
+                tracing::info!(id, to = %aor, from = %msg.from, "offline instant message delivered");
+                continue;
+            }
             if targets.is_empty() {
                 return Ok(());
             }
-            match self
-                .send_to_devices(self.offline_request(&msg), targets)
-                .await
-            {
+            match self.send_to_devices(self.im_request(&msg), targets).await {
                 UacOutcome::Response(r) if r.status < 300 => {
                     self.offline.delivered(self.store.as_ref(), id).await?;
                     tracing::info!(id, to = %aor, from = %msg.from, "offline instant message delivered");
@@ -146,37 +162,6 @@ impl SipServer {
             }
         }
         Ok(())
-    }
-
-    fn offline_request(&self, msg: &InstantMessage) -> Request {
-        let to_uri = format!("sip:{}", msg.to);
-        let mut req = Request::new(
-            Method::Message,
-            Uri::parse(&to_uri).unwrap_or_else(|_| {
-                Uri::Absolute(switchboard_sip::uri::AbsoluteUri {
-                    scheme: "sip".into(),
-                    opaque: msg.to.to_string(),
-                })
-            }),
-        );
-        let from = match &msg.from_display {
-            Some(d) => format!("{} <sip:{}>", switchboard_sip::text::quote(d), msg.from),
-            None => format!("<sip:{}>", msg.from),
-        };
-        req.headers.push(HeaderName::MaxForwards, "70");
-        req.headers
-            .push(HeaderName::From, format!("{from};tag={}", ids::tag()));
-        req.headers.push(HeaderName::To, format!("<{to_uri}>"));
-        req.headers
-            .push(HeaderName::CallId, ids::call_id(&self.settings.server_name));
-        req.headers.push(HeaderName::CSeq, "1 MESSAGE");
-        req.headers
-            .push(HeaderName::Date, httpdate(msg.received_ms));
-        req.headers.push(HeaderName::PAssertedIdentity, from);
-        req.headers
-            .push(HeaderName::ContentType, msg.content_type.clone());
-        req.body = msg.body.clone();
-        req
     }
 }
 

@@ -11,8 +11,7 @@ use crate::transport::{Flow, lock};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::Address;
-use switchboard_core::policy::PrivacyPolicy;
-use switchboard_core::presence::{AccessLevel, Decision, Relationship, privacy};
+use switchboard_core::presence::{AccessLevel, Decision, privacy};
 use switchboard_sip::{HeaderName, Request, Response, TransactionKey};
 use switchboard_sip_bodies::pidf::{self, Presence};
 use switchboard_sip_bodies::rlmi::{self, BodyPart, Instance, InstanceState, Rlmi};
@@ -54,20 +53,12 @@ fn reply(req: &Request, status: u16, reason: &str) -> Response {
 impl SipServer {
     /// How `watcher` may see `person` now.
     pub fn presence_decision(&self, person: &Address, watcher: &Address) -> Decision {
-        let entry = self.contacts.entry(person, watcher);
-        privacy::decide(
+        switchboard_core::presence::access::decision(
+            &self.directory,
+            &self.contacts,
+            &self.policies,
             person,
             watcher,
-            Relationship {
-                explicit: entry.as_ref().and_then(|e| e.level),
-                is_contact: entry.is_some(),
-                same_organisation: self.directory.is_served(watcher.domain()),
-                privacy_mode: self
-                    .policies
-                    .effective::<PrivacyPolicy>(person)
-                    .privacy_mode,
-                person_exists: self.directory.user(person).is_some(),
-            },
         )
     }
 
@@ -115,6 +106,25 @@ impl SipServer {
             }
             _ => None,
         }
+    }
+
+    /// Who subscribes to `person`'s presence over SIP (one entry per
+    /// watcher, whatever the state of their subscriptions): the web API
+    /// lists the pending ones among them.
+    pub fn watchers_of_person(&self, person: &Address) -> Vec<Address> {
+        let subs = crate::transport::lock(&self.subscriptions);
+        let mut out: Vec<Address> = subs
+            .presence_of
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| subs.subs.get(id))
+            .map(|s| s.subscriber.clone())
+            .filter(|w| w != person)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The watchers of `person`'s presence, for watcher info. Takes the

@@ -49,6 +49,9 @@ pub enum OnFailure {
     /// A MESSAGE that may wait for its recipient: store it if every device
     /// failed with 408/480, and answer 202 (or 480 if the policy says no).
     HoldOffline(switchboard_core::InstantMessage),
+    /// Another point of presence of the recipient (a web session) took the
+    /// request already: whatever the devices answer, the caller gets 200.
+    Taken,
 }
 
 #[derive(Debug)]
@@ -551,6 +554,13 @@ impl SipServer {
             .iter()
             .all(|b| matches!(b.final_status, Some(408 | 480 | 503)));
         match (&ctx.on_failure, all_unavailable && !ctx.cancelled) {
+            (OnFailure::Taken, _) => {
+                if let Some(h) = hook {
+                    h(200);
+                }
+                let ok = Response::to_request(&ctx.request, 200).with_to_tag(&super::ids::tag());
+                self.respond(&ctx.server_key, ok);
+            }
             (OnFailure::HoldOffline(msg), true) => {
                 if let Some(me) = self.arc() {
                     let msg = msg.clone();

@@ -245,6 +245,11 @@ impl SipServer {
                     _ => self.respond(&key, reply(&req, 400, "Bad /invite: name a third user")),
                 };
             }
+            if ct.is("application", "im-iscomposing+xml")
+                && self.deliver_to_endpoints(&sender, &recipient, &ct.to_string(), &req.body) > 0
+            {
+                on_failure = OnFailure::Taken;
+            }
             if !ct.is("application", "im-iscomposing+xml") {
                 self.record_one_to_one(&sender, &recipient, &ct.to_string(), &req.body);
                 let sender_display = self
@@ -355,8 +360,30 @@ impl SipServer {
         on_failure: OnFailure,
         hook: Option<FinalHook>,
     ) {
+        // The recipient's web sessions take an instant message at once;
+        // the SIP devices still get it, but their failure is no failure.
+        let on_failure = match on_failure {
+            OnFailure::HoldOffline(msg)
+                if self.deliver_to_endpoints_at(
+                    &msg.from,
+                    &msg.to,
+                    &msg.content_type,
+                    &msg.body,
+                    msg.received_ms,
+                ) > 0 =>
+            {
+                OnFailure::Taken
+            }
+            other => other,
+        };
         if targets.is_empty() {
             match on_failure {
+                OnFailure::Taken => {
+                    if let Some(h) = hook {
+                        h(200);
+                    }
+                    self.respond(&key, Response::to_request(&req, 200).with_to_tag(&ids::tag()));
+                }
                 OnFailure::HoldOffline(msg) => {
                     if let Some(me) = self.arc() {
                         tokio::spawn(async move { me.hold_offline(key, req, msg, hook).await });

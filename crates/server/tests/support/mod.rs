@@ -30,6 +30,9 @@ pub struct Server {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls: SocketAddr,
+    /// The HTTP (or HTTPS, with `web.tls`) listener: API, web client, SIP
+    /// over WebSocket.
+    pub http: SocketAddr,
     /// Everything the server printed on standard output.
     pub stdout: Arc<Mutex<Vec<String>>>,
     config: Option<String>,
@@ -77,6 +80,7 @@ impl Server {
             udp: ([0, 0, 0, 0], 0).into(),
             tcp: ([0, 0, 0, 0], 0).into(),
             tls: ([0, 0, 0, 0], 0).into(),
+            http: ([0, 0, 0, 0], 0).into(),
             stdout: Arc::new(Mutex::new(Vec::new())),
             config: None,
             env: env
@@ -116,6 +120,12 @@ impl Server {
                     "127.0.0.1:0".into(),
                 )
             });
+        // A restarted server keeps its HTTP port too.
+        let http = if self.http.port() == 0 {
+            "127.0.0.1:0".to_owned()
+        } else {
+            self.http.to_string()
+        };
         let mut cmd = Command::new(binary());
         cmd.arg("--data").arg(self.data());
         if let Some(c) = &self.config {
@@ -131,6 +141,8 @@ impl Server {
             &tcp,
             "--sip-tls",
             &tls,
+            "--http",
+            &http,
         ]);
         cmd.env(
             "RUST_LOG",
@@ -166,6 +178,12 @@ impl Server {
                             "TLS" => self.tls = addr,
                             _ => {}
                         }
+                    }
+                    if let Some(a) = line
+                        .strip_prefix("listening: HTTP ")
+                        .or_else(|| line.strip_prefix("listening: HTTPS "))
+                    {
+                        self.http = a.parse().expect("address");
                     }
                     if line == "ready" {
                         break;

@@ -1,0 +1,422 @@
+//! The caller's contact list: contacts with their group and the privacy
+//! access level the caller gives them, groups, the blocked list, and the
+//! watchers waiting for a decision while privacy mode is on.
+
+use super::problem::{ApiResult, Problem};
+use super::{Body, Caller, OptionalBody, Web, presence_json};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use switchboard_core::Address;
+use switchboard_core::presence::{AccessLevel, Decision};
+use switchboard_store::ContactRecord;
+
+const MAX_GROUP_NAME: usize = 100;
+
+fn contact_json(web: &Web, me: &Address, r: &ContactRecord) -> Value {
+    let addr = Address::parse(&r.contact).ok();
+    let view = addr.as_ref().map(|a| web.presence_for(a, me));
+    json!({
+        "user": r.contact,
+        "display_name": addr.as_ref().and_then(|a| web.display_of(a)),
+        "group": r.group,
+        "level": r.level,
+        "presence": view.as_ref().map(|v| presence_json(&v.state)),
+        "access": view.as_ref().map(|v| if v.pending { "pending" } else { "allowed" }),
+        "added_at": r.added_ms,
+    })
+}
+
+/// The whole list with groups and presence.
+pub async fn list(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
+    let owner = me.user.to_string();
+    let contacts = web.store.list_contacts(&owner).await?;
+    let groups = web.store.list_groups(&owner).await?;
+    Ok(Json(json!({
+        "groups": groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>(),
+        "contacts": contacts.iter().map(|c| contact_json(&web, &me.user, c)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn find(web: &Web, owner: &Address, contact: &Address) -> ApiResult<Option<ContactRecord>> {
+    Ok(web
+        .store
+        .list_contacts(&owner.to_string())
+        .await?
+        .into_iter()
+        .find(|c| c.contact == contact.to_string()))
+}
+
+/// One contact.
+pub async fn one(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(contact): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let contact = web.parse_user("contact", &contact, Some(&me.user))?;
+    match find(&web, &me.user, &contact).await? {
+        Some(r) => Ok(Json(contact_json(&web, &me.user, &r))),
+        None => Err(Problem::not_found("Not in your contact list")),
+    }
+}
+
+/// `PUT /contacts/{contact}` body. Fields left out keep their current value
+/// for an existing contact; `null` clears them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertContact {
+    #[serde(default, deserialize_with = "present")]
+    pub group: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub level: Option<Option<String>>,
+}
+
+/// Distinguishes a field set to null (Some(None)) from a missing one (None).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_level(level: &Option<String>) -> ApiResult<()> {
+    if let Some(l) = level
+        && AccessLevel::from_token(l).is_none()
+    {
+        return Err(Problem::invalid(
+            "level",
+            format!("Unknown access level {l:?}; use blocked, external, colleagues, workgroup or family"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_group(group: &Option<String>) -> ApiResult<()> {
+    if let Some(g) = group
+        && (g.trim().is_empty() || g.chars().count() > MAX_GROUP_NAME || g.chars().any(char::is_control))
+    {
+        return Err(Problem::invalid(
+            "group",
+            format!("A group name has 1 to {MAX_GROUP_NAME} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+async fn save(
+    web: &Web,
+    me: &Address,
+    contact: &Address,
+    group: Option<Option<String>>,
+    level: Option<Option<String>>,
+) -> ApiResult<(bool, ContactRecord)> {
+    if contact == me {
+        return Err(Problem::invalid("contact", "You cannot add yourself"));
+    }
+    let existing = find(web, me, contact).await?;
+    let created = existing.is_none();
+    let base = existing.unwrap_or_else(|| ContactRecord {
+        owner: me.to_string(),
+        contact: contact.to_string(),
+        group: None,
+        level: None,
+        added_ms: switchboard_core::now_ms(),
+    });
+    let record = ContactRecord {
+        group: group.unwrap_or(base.group.clone()),
+        level: level.unwrap_or(base.level.clone()),
+        ..base
+    };
+    check_group(&record.group)?;
+    check_level(&record.level)?;
+    match web
+        .store
+        .upsert_contact(&record, web.settings.max_contacts)
+        .await
+    {
+        Ok(()) => {}
+        Err(switchboard_store::StoreError::Limit(_)) => {
+            return Err(Problem::conflict(format!(
+                "Your contact list is full ({} contacts)",
+                web.settings.max_contacts
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    web.reload_now().await;
+    Ok((created, record))
+}
+
+/// Adds or updates a contact.
+pub async fn upsert(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(contact): Path<String>,
+    OptionalBody(body): OptionalBody<UpsertContact>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let contact = web.parse_user("contact", &contact, Some(&me.user))?;
+    let req = body.unwrap_or_default();
+    let (created, record) = save(&web, &me.user, &contact, req.group, req.level).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(contact_json(&web, &me.user, &record))))
+}
+
+/// Removes a contact.
+pub async fn remove(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(contact): Path<String>,
+) -> ApiResult<StatusCode> {
+    let contact = web.parse_user("contact", &contact, Some(&me.user))?;
+    match web
+        .store
+        .remove_contact(&me.user.to_string(), &contact.to_string())
+        .await
+    {
+        Ok(()) => {}
+        Err(switchboard_store::StoreError::NotFound(_)) => {
+            return Err(Problem::not_found("Not in your contact list"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    web.reload_now().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's groups.
+pub async fn groups(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
+    let owner = me.user.to_string();
+    let groups = web.store.list_groups(&owner).await?;
+    let contacts = web.store.list_contacts(&owner).await?;
+    Ok(Json(json!({
+        "groups": groups.iter().map(|g| json!({
+            "name": g.name,
+            "contacts": contacts.iter().filter(|c| c.group.as_deref() == Some(g.name.as_str())).count(),
+            "created_at": g.created_ms,
+        })).collect::<Vec<_>>()
+    })))
+}
+
+/// `POST /groups` and `PUT /groups/{group}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupName {
+    pub name: String,
+}
+
+/// Creates an empty group.
+pub async fn add_group(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Body(req): Body<GroupName>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = Some(req.name.trim().to_owned());
+    check_group(&name).map_err(|mut p| {
+        p.field = Some("name".into());
+        p
+    })?;
+    let name = name.unwrap_or_default();
+    match web
+        .store
+        .add_group(&me.user.to_string(), &name, switchboard_core::now_ms())
+        .await
+    {
+        Ok(()) => {}
+        Err(switchboard_store::StoreError::Conflict(_)) => {
+            return Err(Problem::conflict(format!("You already have a group {name:?}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    web.reload_now().await;
+    Ok((StatusCode::CREATED, Json(json!({"name": name, "contacts": 0}))))
+}
+
+/// Renames a group (its contacts move with it).
+pub async fn rename_group(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(group): Path<String>,
+    Body(req): Body<GroupName>,
+) -> ApiResult<Json<Value>> {
+    let name = Some(req.name.trim().to_owned());
+    check_group(&name).map_err(|mut p| {
+        p.field = Some("name".into());
+        p
+    })?;
+    let name = name.unwrap_or_default();
+    match web
+        .store
+        .rename_group(&me.user.to_string(), &group, &name)
+        .await
+    {
+        Ok(()) => {}
+        Err(switchboard_store::StoreError::NotFound(_)) => {
+            return Err(Problem::not_found(format!("You have no group {group:?}")));
+        }
+        Err(switchboard_store::StoreError::Conflict(_)) => {
+            return Err(Problem::conflict(format!("You already have a group {name:?}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    web.reload_now().await;
+    Ok(Json(json!({"name": name})))
+}
+
+/// Deletes a group; its contacts stay, ungrouped.
+pub async fn remove_group(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(group): Path<String>,
+) -> ApiResult<StatusCode> {
+    match web
+        .store
+        .remove_group(&me.user.to_string(), &group)
+        .await
+    {
+        Ok(_) => {}
+        Err(switchboard_store::StoreError::NotFound(_)) => {
+            return Err(Problem::not_found(format!("You have no group {group:?}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    web.reload_now().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The people the caller blocked.
+pub async fn blocked(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
+    let contacts = web.store.list_contacts(&me.user.to_string()).await?;
+    Ok(Json(json!({
+        "blocked": contacts
+            .iter()
+            .filter(|c| c.level.as_deref() == Some(AccessLevel::Blocked.token()))
+            .map(|c| json!({"user": c.contact, "since": c.added_ms}))
+            .collect::<Vec<_>>()
+    })))
+}
+
+/// Blocks someone: they see the caller as offline and cannot message or
+/// invite them.
+pub async fn block(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(contact): Path<String>,
+) -> ApiResult<StatusCode> {
+    let contact = web.parse_user("contact", &contact, Some(&me.user))?;
+    save(
+        &web,
+        &me.user,
+        &contact,
+        None,
+        Some(Some(AccessLevel::Blocked.token().to_owned())),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unblocks someone (they get the default level again; they stay in the
+/// contact list if they were in it).
+pub async fn unblock(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(contact): Path<String>,
+) -> ApiResult<StatusCode> {
+    let contact = web.parse_user("contact", &contact, Some(&me.user))?;
+    match find(&web, &me.user, &contact).await? {
+        Some(r) if r.level.as_deref() == Some(AccessLevel::Blocked.token()) => {
+            save(&web, &me.user, &contact, None, Some(None)).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(Problem::not_found("You have not blocked this person")),
+    }
+}
+
+/// Who waits for the caller's decision: people watching the caller's
+/// presence (by contact list, SIP or web) while privacy mode is on.
+pub async fn pending(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
+    let list = pending_watchers(&web, &me.user).await?;
+    Ok(Json(json!({
+        "pending": list.iter().map(|w| json!({
+            "user": w.to_string(),
+            "display_name": web.display_of(w),
+        })).collect::<Vec<_>>()
+    })))
+}
+
+/// The pending watchers of `person`.
+pub async fn pending_watchers(web: &Web, person: &Address) -> ApiResult<Vec<Address>> {
+    let mut candidates: BTreeSet<Address> = web
+        .store
+        .contacts_naming(&person.to_string())
+        .await?
+        .into_iter()
+        .filter_map(|c| Address::parse(&c.owner).ok())
+        .collect();
+    candidates.extend(web.sip.watchers_of_person(person));
+    Ok(candidates
+        .into_iter()
+        .filter(|w| {
+            switchboard_core::presence::access::decision(
+                &web.directory,
+                &web.contacts,
+                &web.policies,
+                person,
+                w,
+            ) == Decision::Pending
+        })
+        .collect())
+}
+
+/// `POST /watchers/pending/{watcher}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingDecision {
+    /// `allow` or `block`.
+    pub decision: String,
+    /// For `allow`: the access level (default colleagues).
+    pub level: Option<String>,
+    /// For `allow`: put them in this group of the caller's list.
+    pub group: Option<String>,
+}
+
+/// Allows or blocks a pending watcher (adds them to the caller's list with
+/// the level).
+pub async fn decide_pending(
+    State(web): State<Arc<Web>>,
+    Caller(me): Caller,
+    Path(watcher): Path<String>,
+    Body(req): Body<PendingDecision>,
+) -> ApiResult<Json<Value>> {
+    let watcher = web.parse_user("watcher", &watcher, Some(&me.user))?;
+    let level = match req.decision.as_str() {
+        "allow" => req
+            .level
+            .clone()
+            .unwrap_or_else(|| AccessLevel::Colleagues.token().to_owned()),
+        "block" => AccessLevel::Blocked.token().to_owned(),
+        other => {
+            return Err(Problem::invalid(
+                "decision",
+                format!("Unknown decision {other:?}; use allow or block"),
+            ));
+        }
+    };
+    if req.decision == "allow" && level == AccessLevel::Blocked.token() {
+        return Err(Problem::invalid("level", "Use the decision block to block"));
+    }
+    if !pending_watchers(&web, &me.user).await?.contains(&watcher) {
+        return Err(Problem::not_found("This person is not waiting for your decision"));
+    }
+    let group = req.group.map(Some);
+    let (_, record) = save(&web, &me.user, &watcher, group, Some(Some(level))).await?;
+    Ok(Json(contact_json(&web, &me.user, &record)))
+}
