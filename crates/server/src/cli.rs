@@ -212,6 +212,13 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Grant (on) or take away (off) the administrator role of the web
+    /// admin API.
+    Admin {
+        address: String,
+        #[arg(value_parser = parse_on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+        admin: bool,
+    },
 }
 
 /// `domain …`
@@ -440,7 +447,12 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
                 println!("no users");
             } else {
                 for u in users {
-                    println!("{}\t{}", u.address, u.display_name.unwrap_or_default());
+                    let role = if u.admin { "\tadministrator" } else { "" };
+                    println!(
+                        "{}\t{}{role}",
+                        u.address,
+                        u.display_name.unwrap_or_default()
+                    );
                 }
             }
         }
@@ -449,6 +461,16 @@ async fn user(data: &Path, config_path: Option<&Path>, cmd: UserCommand) -> anyh
             let store = open_store(data).await?;
             match store.remove_user(&address.to_string()).await {
                 Ok(()) => println!("removed {address}"),
+                Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::Admin { address, admin } => {
+            let address = parse_address(&address)?;
+            let store = open_store(data).await?;
+            match store.set_admin(&address.to_string(), admin).await {
+                Ok(()) if admin => println!("{address} is an administrator"),
+                Ok(()) => println!("{address} is no longer an administrator"),
                 Err(StoreError::NotFound(_)) => bail!("no such user: {address}"),
                 Err(e) => return Err(e.into()),
             }
@@ -887,6 +909,14 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clap checks a command's definition only when that command is used:
+    /// check every one here, so a bad one fails the tests, not a user.
+    #[test]
+    fn every_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     fn entry(
         group: Option<&str>,

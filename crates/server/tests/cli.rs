@@ -272,6 +272,34 @@ fn empty_lists_say_so_like_user_list() {
     assert_eq!(sb.ok(&["domain", "list"]), "example.test\n");
 }
 
+/// The administrator role of the web admin API is granted and taken away
+/// with `user admin`, shown by `user list`, and never given by default.
+#[test]
+fn user_admin_grants_and_removes_the_administrator_role() {
+    let sb = Sb::with_users(&["alice"]);
+    assert_eq!(sb.json(&["user", "list", "--json"])[0]["admin"], false);
+    assert_eq!(
+        sb.ok(&["user", "admin", "alice@example.test", "on"]),
+        "alice@example.test is an administrator\n"
+    );
+    assert!(
+        sb.ok(&["user", "list"]).contains("alice@example.test\t\tadministrator"),
+        "{}",
+        sb.ok(&["user", "list"])
+    );
+    assert_eq!(sb.json(&["user", "list", "--json"])[0]["admin"], true);
+    assert_eq!(
+        sb.ok(&["user", "admin", "alice@example.test", "off"]),
+        "alice@example.test is no longer an administrator\n"
+    );
+    assert_eq!(sb.json(&["user", "list", "--json"])[0]["admin"], false);
+    let o = sb.run(&["user", "admin", "nobody@example.test", "on"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no such user: nobody@example.test"), "{}", stderr(&o));
+    let o = sb.run(&["user", "admin", "alice@example.test", "maybe"]);
+    assert!(!o.status.success());
+}
+
 #[test]
 fn contact_add_changes_only_what_it_is_given() {
     let sb = Sb::with_users(&["alice"]);
