@@ -80,10 +80,13 @@ pub trait Endpoints: Send + Sync {
     fn is_attached(&self, user: &Address) -> bool;
 }
 
+/// The attached endpoints of each user: (endpoint id, its queue).
+type Attached = HashMap<Address, Vec<(String, mpsc::Sender<Arc<EndpointEvent>>)>>;
+
 /// [`Endpoints`] for one process.
 #[derive(Debug, Default)]
 pub struct LocalEndpoints {
-    map: Mutex<HashMap<Address, Vec<(String, mpsc::Sender<Arc<EndpointEvent>>)>>>,
+    map: Mutex<Attached>,
 }
 
 impl LocalEndpoints {
@@ -92,10 +95,7 @@ impl LocalEndpoints {
         LocalEndpoints::default()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Address, Vec<(String, mpsc::Sender<Arc<EndpointEvent>>)>>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Attached> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -312,6 +312,13 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
         let a = crate::web::serve::listen(crate::web::router(web), addr, acceptor.clone(), max)
             .await
             .with_context(|| format!("cannot listen on HTTP {addr}"))?;
+        // SIP over WebSocket is served on this listener (WSS with HTTPS).
+        let ws = if acceptor.is_some() {
+            transport::Transport::Wss
+        } else {
+            transport::Transport::Ws
+        };
+        transports.add_websocket_listener(ws, a);
         listening.push(format!(
             "{} {a}",
             if acceptor.is_some() { "HTTPS" } else { "HTTP" }

@@ -314,10 +314,16 @@ impl Location {
     }
 
     /// Removes every binding that was registered over connection `conn` as an
-    /// outbound flow (the device will re-register over a new flow).
+    /// outbound flow (the device will re-register over a new flow), and every
+    /// binding made over a WebSocket `conn`: its device cannot be reached any
+    /// other way (RFC 7118 clients register `.invalid` Contact hosts).
     pub fn flow_failed(&self, conn: ConnId) {
         self.remove_where(
-            |b| b.is_outbound() && b.flow.conn == Some(conn),
+            |b| {
+                b.flow.conn == Some(conn)
+                    && (b.is_outbound()
+                        || matches!(b.flow.transport, Transport::Ws | Transport::Wss))
+            },
             Removal::FlowFailed,
         );
     }

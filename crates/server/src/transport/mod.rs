@@ -1,5 +1,6 @@
-//! SIP transports on tokio: UDP, TCP and TLS listeners, the table of open
-//! stream connections, and sending to a [`Flow`].
+//! SIP transports on tokio: UDP, TCP and TLS listeners, SIP over WebSocket
+//! connections accepted by the HTTP listener, the table of open stream
+//! connections, and sending to a [`Flow`].
 //!
 //! A flow is the path a message came in on (transport, our address, the
 //! peer's address, and for streams the connection). Answers and requests to a
@@ -9,6 +10,7 @@
 mod stream;
 pub mod tls;
 mod udp;
+mod ws;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +24,7 @@ use tokio::sync::mpsc;
 
 pub use stream::{spawn_tcp_listener, spawn_tls_listener};
 pub use udp::bind_udp;
+pub use ws::run_websocket;
 
 /// A transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

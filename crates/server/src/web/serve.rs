@@ -58,8 +58,16 @@ pub async fn listen(
 }
 
 async fn connection(app: Router, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
+    // SIP over WebSocket needs our end of the connection and whether it is TLS.
+    let conn = stream.local_addr().ok().map(|local| super::sipws::HttpConnection {
+        local,
+        tls: tls.is_some(),
+    });
     let service = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(c) = conn {
+                req.extensions_mut().insert(c);
+            }
             req
         });
     let service = TowerToHyperService::new(service);
