@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
 /// (path, content type, bytes) of every embedded file.
-const FILES: [(&str, &str, &[u8]); 4] = [
+const FILES: [(&str, &str, &[u8]); 6] = [
     (
         "/index.html",
         "text/html; charset=utf-8",
@@ -18,6 +18,16 @@ const FILES: [(&str, &str, &[u8]); 4] = [
         "/app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/app.js"),
+    ),
+    (
+        "/api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/api.js"),
+    ),
+    (
+        "/channel.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/channel.js"),
     ),
     (
         "/app.css",
