@@ -129,7 +129,7 @@ fn web_client_in_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_user_and_sip_user_chat() {
+async fn web_user_and_sip_user_chat_and_see_each_others_presence() {
     const SIP_TEXT: &str = "Hello from a SIP phone";
     const WEB_REPLY: &str = "Hello back from the browser";
     let _serial = SERIAL.lock().await;
@@ -137,6 +137,10 @@ async fn web_user_and_sip_user_chat() {
     let users = ["alice", "dave"];
     let server = Server::with_users(&users);
     let mut cmd = node_script(&tools, &server, &users, "sip.test.mjs");
+    let files = tempfile::tempdir().expect("temp dir");
+    let (go, done) = (files.path().join("go"), files.path().join("done"));
+    cmd.env("SWITCHBOARD_GO_FILE", &go)
+        .env("SWITCHBOARD_DONE_FILE", &done);
     cmd.env("SWITCHBOARD_SIP_USER", "dave")
         .env("SWITCHBOARD_SIP_TEXT", SIP_TEXT)
         .env("SWITCHBOARD_WEB_REPLY", WEB_REPLY);
@@ -184,7 +188,53 @@ async fn web_user_and_sip_user_chat() {
         }
     };
     assert_eq!(reply.body_text(), WEB_REPLY);
+
+    // dave watches alice's presence: Available (signed in on the web
+    // only), then Busy when she chooses it in the browser.
+    let (sub, _dialog) = dave
+        .subscribe(
+            format!("sip:alice@{DOMAIN}"),
+            "presence",
+            "application/pidf+xml",
+            600,
+        )
+        .await
+        .expect("SUBSCRIBE to alice's presence");
+    assert_eq!(sub.status, 200, "{sub:?}");
+    let pidf = |busy: bool| {
+        move |body: &str| {
+            body.contains("<basic>open</basic>") && body.contains("<rpid:busy/>") == busy
+        }
+    };
+    let first = next_notify_body(&dave).await;
+    assert!(pidf(false)(&first), "alice is not shown Available: {first}");
+    std::fs::write(&go, b"").expect("go file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let body = next_notify_body(&dave).await;
+        if pidf(true)(&body) {
+            break;
+        }
+        seen.push(body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice never shown Busy; NOTIFYs: {seen:#?}\nbrowser output:\n{}",
+            node.lines().join("\n")
+        );
+    }
+    std::fs::write(&done, b"").expect("done file");
     tokio::task::block_in_place(|| {
         expect_success("the web and SIP browser test (sip.test.mjs)", &mut node);
     });
+}
+
+/// The body of `ua`'s next NOTIFY (answered 200), skipping other requests.
+async fn next_notify_body(ua: &switchboard_testua::Ua) -> String {
+    let n = ua
+        .expect_request(Method::Notify, Duration::from_secs(30))
+        .await
+        .expect("a NOTIFY");
+    n.respond(200).await.expect("answer the NOTIFY");
+    n.body_text()
 }

@@ -28,7 +28,9 @@ fn user_json(u: &UserRecord) -> Value {
 /// Every user.
 pub async fn users(State(web): State<Arc<Web>>, _: AdminCaller) -> ApiResult<Json<Value>> {
     let users = web.store.list_users().await?;
-    Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `POST /admin/users` body.
@@ -238,10 +240,16 @@ pub async fn add_domain(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = address::normalise_domain(&req.name)
         .map_err(|e| Problem::invalid("name", format!("Not a domain name: {e}")))?;
-    match web.store.add_domain(&name, switchboard_core::now_ms()).await {
+    match web
+        .store
+        .add_domain(&name, switchboard_core::now_ms())
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(Problem::conflict(format!("The domain {name} is served already")));
+            return Err(Problem::conflict(format!(
+                "The domain {name} is served already"
+            )));
         }
         Err(e) => return Err(e.into()),
     }
@@ -260,7 +268,9 @@ pub async fn remove_domain(
     match web.store.remove_domain(&name).await {
         Ok(()) => {}
         Err(StoreError::NotFound(_)) => {
-            return Err(Problem::not_found(format!("The domain {name} is not served")));
+            return Err(Problem::not_found(format!(
+                "The domain {name} is not served"
+            )));
         }
         Err(StoreError::Conflict(_)) => {
             return Err(Problem::conflict(format!(
@@ -305,7 +315,10 @@ fn defaults(kind: &str) -> Value {
 }
 
 fn validate_as<K: PolicyKind + DeserializeOwned>(doc: &Value) -> Result<(), String> {
-    let full = overlay(&serde_json::to_value(K::default()).unwrap_or(Value::Null), doc);
+    let full = overlay(
+        &serde_json::to_value(K::default()).unwrap_or(Value::Null),
+        doc,
+    );
     serde_json::from_value::<K>(full)
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -398,7 +411,15 @@ pub async fn set_policy(
     web.store.set_policy(kind, &scope, &merged).await?;
     web.reload_now().await;
     tracing::info!(kind, scope = %scope.key(), "policy set through the web API");
-    Ok(Json(json!({"kind": kind, "scope": scope.key(), "document": merged})))
+    // The scope as the API names it (`global` or the user's address, as in
+    // the path and in the `users` map of GET), not the storage key.
+    let scope = match &scope {
+        PolicyScope::Global => "global".to_owned(),
+        PolicyScope::User(u) => u.clone(),
+    };
+    Ok(Json(
+        json!({"kind": kind, "scope": scope, "document": merged}),
+    ))
 }
 
 /// Removes a policy document at a scope (the user falls back to the global

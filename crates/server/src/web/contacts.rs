@@ -90,7 +90,9 @@ fn check_level(level: &Option<String>) -> ApiResult<()> {
     {
         return Err(Problem::invalid(
             "level",
-            format!("Unknown access level {l:?}; use blocked, external, colleagues, workgroup or family"),
+            format!(
+                "Unknown access level {l:?}; use blocked, external, colleagues, workgroup or family"
+            ),
         ));
     }
     Ok(())
@@ -98,7 +100,9 @@ fn check_level(level: &Option<String>) -> ApiResult<()> {
 
 fn check_group(group: &Option<String>) -> ApiResult<()> {
     if let Some(g) = group
-        && (g.trim().is_empty() || g.chars().count() > MAX_GROUP_NAME || g.chars().any(char::is_control))
+        && (g.trim().is_empty()
+            || g.chars().count() > MAX_GROUP_NAME
+            || g.chars().any(char::is_control))
     {
         return Err(Problem::invalid(
             "group",
@@ -219,25 +223,27 @@ pub async fn add_group(
     Caller(me): Caller,
     Body(req): Body<GroupName>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = Some(req.name.trim().to_owned());
-    check_group(&name).map_err(|mut p| {
+    let name = req.name.trim().to_owned();
+    check_group(&Some(name.clone())).map_err(|mut p| {
         p.field = Some("name".into());
         p
     })?;
-    let name = name.unwrap_or_default();
-    match web
-        .store
-        .add_group(&me.user.to_string(), &name, switchboard_core::now_ms())
-        .await
-    {
+    let now = switchboard_core::now_ms();
+    match web.store.add_group(&me.user.to_string(), &name, now).await {
         Ok(()) => {}
         Err(switchboard_store::StoreError::Conflict(_)) => {
-            return Err(Problem::conflict(format!("You already have a group {name:?}")));
+            return Err(Problem::conflict(format!(
+                "You already have a group {name:?}"
+            )));
         }
         Err(e) => return Err(e.into()),
     }
     web.reload_now().await;
-    Ok((StatusCode::CREATED, Json(json!({"name": name, "contacts": 0}))))
+    // The same shape as an entry of `GET /groups`.
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "contacts": 0, "created_at": now})),
+    ))
 }
 
 /// Renames a group (its contacts move with it).
@@ -247,12 +253,11 @@ pub async fn rename_group(
     Path(group): Path<String>,
     Body(req): Body<GroupName>,
 ) -> ApiResult<Json<Value>> {
-    let name = Some(req.name.trim().to_owned());
-    check_group(&name).map_err(|mut p| {
+    let name = req.name.trim().to_owned();
+    check_group(&Some(name.clone())).map_err(|mut p| {
         p.field = Some("name".into());
         p
     })?;
-    let name = name.unwrap_or_default();
     match web
         .store
         .rename_group(&me.user.to_string(), &group, &name)
@@ -263,7 +268,9 @@ pub async fn rename_group(
             return Err(Problem::not_found(format!("You have no group {group:?}")));
         }
         Err(switchboard_store::StoreError::Conflict(_)) => {
-            return Err(Problem::conflict(format!("You already have a group {name:?}")));
+            return Err(Problem::conflict(format!(
+                "You already have a group {name:?}"
+            )));
         }
         Err(e) => return Err(e.into()),
     }
@@ -277,11 +284,7 @@ pub async fn remove_group(
     Caller(me): Caller,
     Path(group): Path<String>,
 ) -> ApiResult<StatusCode> {
-    match web
-        .store
-        .remove_group(&me.user.to_string(), &group)
-        .await
-    {
+    match web.store.remove_group(&me.user.to_string(), &group).await {
         Ok(_) => {}
         Err(switchboard_store::StoreError::NotFound(_)) => {
             return Err(Problem::not_found(format!("You have no group {group:?}")));
@@ -414,7 +417,9 @@ pub async fn decide_pending(
         return Err(Problem::invalid("level", "Use the decision block to block"));
     }
     if !pending_watchers(&web, &me.user).await?.contains(&watcher) {
-        return Err(Problem::not_found("This person is not waiting for your decision"));
+        return Err(Problem::not_found(
+            "This person is not waiting for your decision",
+        ));
     }
     let group = req.group.map(Some);
     let (_, record) = save(&web, &me.user, &watcher, group, Some(Some(level))).await?;

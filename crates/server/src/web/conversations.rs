@@ -60,7 +60,7 @@ enum Conv {
     /// A one-to-one conversation with `other`.
     OneToOne { id: String, other: Address },
     /// A group conversation the caller is in.
-    Group(Conference),
+    Group(Box<Conference>),
 }
 
 /// Finds conversation `id` of `me`: 404 when it does not exist or the
@@ -68,7 +68,7 @@ enum Conv {
 fn find(web: &Web, me: &Address, id: &str) -> ApiResult<Conv> {
     if let Some(c) = web.conferences.get(id) {
         if c.is_member(me) {
-            return Ok(Conv::Group(c));
+            return Ok(Conv::Group(Box::new(c)));
         }
         return Err(Problem::not_found("No such conversation"));
     }
@@ -215,7 +215,9 @@ pub async fn start(
             let mut results = Vec::new();
             for invitee in &invitees {
                 let status = web.sip.invite_as(&id, &me.user, invitee).await;
-                results.push(json!({"user": invitee.to_string(), "status": status, "added": status < 300}));
+                results.push(
+                    json!({"user": invitee.to_string(), "status": status, "added": status < 300}),
+                );
             }
             let c = web
                 .conferences
@@ -395,7 +397,9 @@ fn added(
     match status {
         202 => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"conversation": conf, "invited": invitee.to_string(), "status": "ringing"})),
+            Json(
+                json!({"conversation": conf, "invited": invitee.to_string(), "status": "ringing"}),
+            ),
         )),
         200..=299 => {
             let c = web

@@ -7,6 +7,7 @@
 
 use super::Web;
 use super::auth::Session;
+use super::live::LiveSession;
 use super::problem::{ApiResult, Problem};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -230,7 +231,31 @@ pub async fn websocket(
         .on_upgrade(move |socket| stream(web, session, token, q.since, socket))
 }
 
-async fn stream(web: Arc<Web>, session: Session, token: String, since: Option<u64>, mut socket: WebSocket) {
+/// Reads `live`'s mailbox after `since`: the events, the sequence number to
+/// continue after, and whether events were lost. A cursor beyond the
+/// mailbox's last event comes from an earlier mailbox of the session (the
+/// server restarted, or the session went offline and came back, and its
+/// numbering started again): then everything kept is returned, flagged as a
+/// gap, instead of nothing (which would silently skip the new mailbox's first
+/// events, held offline messages among them).
+fn read(live: &LiveSession, since: Option<u64>) -> (Vec<Arc<str>>, u64, bool) {
+    let (events, last, gap) = live.read_after(since);
+    match since {
+        Some(s) if s > last => {
+            let (events, last, _) = live.read_after(None);
+            (events, last, true)
+        }
+        _ => (events, last, gap),
+    }
+}
+
+async fn stream(
+    web: Arc<Web>,
+    session: Session,
+    token: String,
+    since: Option<u64>,
+    mut socket: WebSocket,
+) {
     let (live, _guard) = web.live.socket_opened(&web, &session.sid, &session.user);
     let mut cursor = since;
     let mut ping = tokio::time::interval(Duration::from_secs(25));
@@ -241,19 +266,43 @@ async fn stream(web: Arc<Web>, session: Session, token: String, since: Option<u6
         let notified = live.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (events, last, gap) = live.read_after(cursor);
+        let (events, last, gap) = read(&live, cursor);
         if gap {
             let note = json!({"type": "gap", "detail": "events were dropped; reload state"});
-            if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+            if socket
+                .send(Message::Text(note.to_string().into()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         for e in events {
-            if socket.send(Message::Text(e.to_string().into())).await.is_err() {
+            if socket
+                .send(Message::Text(e.to_string().into()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         cursor = Some(last);
+        // The session was ended (signed out, revoked, password changed, user
+        // removed): its last events are sent, and the socket closes now
+        // rather than at the next periodic token check.
+        if !web
+            .live
+            .get(&session.sid)
+            .is_some_and(|l| Arc::ptr_eq(&l, &live))
+        {
+            let _ = socket
+                .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 4401,
+                    reason: "session ended".into(),
+                })))
+                .await;
+            return;
+        }
         tokio::select! {
             _ = &mut notified => {}
             _ = ping.tick() => {
@@ -298,7 +347,7 @@ pub async fn poll(
         let notified = live.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (events, last, gap) = live.read_after(q.since);
+        let (events, last, gap) = read(&live, q.since);
         if !events.is_empty() || gap {
             break (events, last, gap);
         }

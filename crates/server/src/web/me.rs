@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_core::policy::PrivacyPolicy;
-use switchboard_core::presence::{Activity, Availability, PresenceState};
+use switchboard_core::presence::{Activity, Availability, DeviceState, PresenceState, Source};
 use switchboard_store::PolicyScope;
 
 /// `POST /sessions` body.
@@ -47,7 +47,7 @@ pub async fn sign_in(
     if req.password.is_empty() {
         return Err(Problem::invalid("password", "The password is empty"));
     }
-    if req.client.as_ref().is_some_and(|c| c.len() > 200) {
+    if req.client.as_ref().is_some_and(|c| c.chars().count() > 200) {
         return Err(Problem::invalid("client", "At most 200 characters"));
     }
     let user = web.parse_user("user", &req.user, None)?;
@@ -83,10 +83,7 @@ pub async fn list_sessions(
 }
 
 /// Signs out (revokes the caller's token).
-pub async fn sign_out(
-    State(web): State<Arc<Web>>,
-    Caller(me): Caller,
-) -> ApiResult<StatusCode> {
+pub async fn sign_out(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<StatusCode> {
     web.sessions.revoke(&me.token_hash).await?;
     web.live.end(&web, &me.sid);
     Ok(StatusCode::NO_CONTENT)
@@ -163,7 +160,11 @@ fn parse_state(req: &SetPresence) -> ApiResult<PresenceState> {
             )
         })?),
     };
-    if req.note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE) {
+    if req
+        .note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTE)
+    {
         return Err(Problem::invalid(
             "note",
             format!("The note is longer than {MAX_NOTE} characters"),
@@ -191,8 +192,27 @@ pub async fn set_presence(
         state.note = web.engine.current(&me.user).note;
     }
     let live = web.live.polled(&web, &me.sid, &me.user);
-    let idle = req.idle.then(switchboard_core::now_ms);
-    set_device_state(&web, &live, state, idle);
+    if req.idle && state.availability == Availability::Available {
+        // What a browser reports by itself when nobody touched it for a
+        // while: a machine state, like a SIP client's idle publication, so
+        // that it turns Away after the configured time (a state the user
+        // chose is shown as chosen, never idle, so it would stay Available).
+        let now = switchboard_core::now_ms();
+        web.engine.set_device(
+            &me.user,
+            &live.device(),
+            DeviceState {
+                state,
+                user_set: false,
+                idle_since_ms: Some(now),
+                updated_ms: now,
+                source: Source::Published,
+            },
+            now,
+        );
+    } else {
+        set_device_state(&web, &live, state, None);
+    }
     Ok(Json(presence_json(&web.engine.current(&me.user))))
 }
 
@@ -202,12 +222,8 @@ pub async fn clear_presence(
     Caller(me): Caller,
 ) -> ApiResult<Json<Value>> {
     if let Some(live) = web.live.get(&me.sid) {
-        web.engine.publication_ended(
-            &me.user,
-            &live.device(),
-            true,
-            switchboard_core::now_ms(),
-        );
+        web.engine
+            .publication_ended(&me.user, &live.device(), true, switchboard_core::now_ms());
     }
     Ok(Json(presence_json(&web.engine.current(&me.user))))
 }
@@ -243,10 +259,7 @@ pub async fn set_note(
 }
 
 /// Clears the note.
-pub async fn clear_note(
-    State(web): State<Arc<Web>>,
-    Caller(me): Caller,
-) -> ApiResult<Json<Value>> {
+pub async fn clear_note(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
     let live = web.live.polled(&web, &me.sid, &me.user);
     let mut state = web.engine.current(&me.user);
     if state.availability == Availability::Offline {
@@ -281,14 +294,21 @@ pub async fn set_privacy(
     let scope = PolicyScope::User(me.user.to_string());
     let mut doc = web
         .store
-        .get_policy(<PrivacyPolicy as switchboard_core::PolicyKind>::KIND, &scope)
+        .get_policy(
+            <PrivacyPolicy as switchboard_core::PolicyKind>::KIND,
+            &scope,
+        )
         .await?
         .unwrap_or_else(|| json!({}));
     if let Some(o) = doc.as_object_mut() {
         o.insert("privacy_mode".into(), json!(req.privacy_mode));
     }
     web.store
-        .set_policy(<PrivacyPolicy as switchboard_core::PolicyKind>::KIND, &scope, &doc)
+        .set_policy(
+            <PrivacyPolicy as switchboard_core::PolicyKind>::KIND,
+            &scope,
+            &doc,
+        )
         .await?;
     web.reload_now().await;
     Ok(Json(json!({"privacy_mode": req.privacy_mode})))

@@ -28,9 +28,10 @@ pub struct Problem {
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u64>,
-    /// Extra response headers (`WWW-Authenticate`…).
+    /// Sends the bearer challenge (`WWW-Authenticate`) with a 401. A flag,
+    /// not the header's text, so that results carrying a problem stay small.
     #[serde(skip)]
-    pub www_authenticate: Option<&'static str>,
+    pub bearer_challenge: bool,
 }
 
 /// Result type of API handlers.
@@ -47,7 +48,7 @@ impl Problem {
             detail: None,
             field: None,
             retry_after: None,
-            www_authenticate: None,
+            bearer_challenge: false,
         }
     }
 
@@ -66,7 +67,7 @@ impl Problem {
     /// 401: no usable credentials.
     pub fn unauthorized(title: impl Into<String>) -> Problem {
         let mut p = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", title);
-        p.www_authenticate = Some("Bearer realm=\"switchboard\"");
+        p.bearer_challenge = true;
         p
     }
 
@@ -129,7 +130,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status;
         let retry = self.retry_after;
-        let www = self.www_authenticate;
+        let challenge = self.bearer_challenge;
         let mut resp = (status, Json(self)).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -140,9 +141,11 @@ impl IntoResponse for Problem {
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        if let Some(w) = www {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(w));
+        if challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
         }
         resp
     }
@@ -231,9 +234,20 @@ impl From<PathRejection> for Problem {
 
 impl From<QueryRejection> for Problem {
     fn from(r: QueryRejection) -> Problem {
+        // "Failed to deserialize query string: FIELD: MESSAGE"
         let text = r.body_text();
+        let text = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
         let mut p = Problem::bad_request(format!("Invalid query string: {text}"));
-        p.field = missing_field(&text);
+        p.field = missing_field(text).or_else(|| {
+            text.split_once(": ")
+                .filter(|(f, _)| !f.is_empty() && !f.contains(' '))
+                .map(|(f, _)| f.to_owned())
+        });
+        if p.field.is_some() {
+            p.kind = "/problems/invalid-field".into();
+        }
         p
     }
 }

@@ -40,10 +40,7 @@ pub async fn api_presence(
 /// What an anonymous caller sees of `person`.
 fn anonymous_view(web: &Web, person: &Address) -> PresenceState {
     let exists = web.directory.user(person).is_some();
-    let private = web
-        .policies
-        .effective::<PrivacyPolicy>(person)
-        .privacy_mode;
+    let private = web.policies.effective::<PrivacyPolicy>(person).privacy_mode;
     if !exists || private {
         return PresenceState::offline();
     }
@@ -62,11 +59,7 @@ pub async fn presence(
     }
 }
 
-async fn presence_inner(
-    web: &Web,
-    headers: &HeaderMap,
-    raw: &str,
-) -> ApiResult<Response> {
+async fn presence_inner(web: &Web, headers: &HeaderMap, raw: &str) -> ApiResult<Response> {
     let (name, svg) = match raw.strip_suffix(".svg") {
         Some(n) => (n, true),
         None => (raw.strip_suffix(".json").unwrap_or(raw), false),
@@ -194,7 +187,7 @@ mod tests {
                 match reader.read_event().expect("well-formed XML") {
                     quick_xml::events::Event::Start(e) => {
                         if root.is_none() {
-                            root = Some(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+                            root = Some(e.name().into_inner().to_owned());
                         }
                         depth += 1;
                     }
