@@ -127,6 +127,13 @@ impl PresenceEngine {
             .unwrap_or_else(PresenceState::offline)
     }
 
+    /// What `device` of `person` reports now, if it is known.
+    pub fn device(&self, person: &Address, device: &str) -> Option<DeviceState> {
+        self.lock()
+            .get(person)
+            .and_then(|p| p.devices.get(device).cloned())
+    }
+
     /// Whether `device` of `person` has published (rather than only registered).
     pub fn has_published(&self, person: &Address, device: &str) -> bool {
         self.lock()

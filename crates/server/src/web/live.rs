@@ -81,7 +81,8 @@ impl LiveSession {
         let last = m.next_seq.saturating_sub(1);
         let oldest = m.events.front().map(|(s, _)| *s);
         let gap = match (since, oldest) {
-            (Some(s), Some(o)) => s + 1 < o,
+            // 0 asks for everything kept: no cursor, no gap.
+            (Some(s), Some(o)) => s > 0 && s + 1 < o,
             _ => false,
         };
         let out = m
@@ -122,6 +123,14 @@ impl Drop for SocketGuard {
     }
 }
 
+/// The first sequence number of a new mailbox: the time in microseconds.
+fn first_seq() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+        .max(1)
+}
+
 /// Every online session of this server.
 #[derive(Default)]
 pub struct Live {
@@ -160,7 +169,12 @@ impl Live {
             user: user.clone(),
             mailbox: Mutex::new(Mailbox {
                 events: VecDeque::new(),
-                next_seq: 1,
+                // Numbered from the clock in microseconds (below 2^53, so
+                // exact in JavaScript): a client's cursor from an earlier
+                // mailbox (before a restart, or before the session went
+                // offline) is behind it, and reads as a gap, unless that
+                // mailbox saw more than one event per microsecond.
+                next_seq: first_seq(),
                 sockets: 0,
                 last_seen: Instant::now(),
                 last_was_poll: true,

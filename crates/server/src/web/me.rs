@@ -248,26 +248,35 @@ pub async fn set_note(
         ));
     }
     let live = web.live.polled(&web, &me.sid, &me.user);
-    let mut state = web.engine.current(&me.user);
-    if state.availability == Availability::Offline {
-        state.availability = Availability::Available;
-    }
-    state.idle = false;
-    state.note = Some(req.note).filter(|n| !n.trim().is_empty());
-    set_device_state(&web, &live, state, None);
+    set_own_note(
+        &web,
+        &me.user,
+        &live.device(),
+        Some(req.note).filter(|n| !n.trim().is_empty()),
+    );
     Ok(Json(presence_json(&web.engine.current(&me.user))))
+}
+
+/// Changes the note this session reports and nothing else: its own state
+/// (chosen or automatic) stays as it is, and other devices' states are not
+/// copied into it (a phone's "in a call" must not become a choice of the
+/// user's). The shown note is the most recent one of any device.
+fn set_own_note(web: &Web, user: &switchboard_core::Address, device: &str, note: Option<String>) {
+    let now = switchboard_core::now_ms();
+    let mut own = web
+        .engine
+        .device(user, device)
+        .unwrap_or_else(|| DeviceState::registered(now));
+    own.state.note = note;
+    own.updated_ms = now;
+    own.source = Source::Published;
+    web.engine.set_device(user, device, own, now);
 }
 
 /// Clears the note.
 pub async fn clear_note(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
     let live = web.live.polled(&web, &me.sid, &me.user);
-    let mut state = web.engine.current(&me.user);
-    if state.availability == Availability::Offline {
-        state.availability = Availability::Available;
-    }
-    state.idle = false;
-    state.note = None;
-    set_device_state(&web, &live, state, None);
+    set_own_note(&web, &me.user, &live.device(), None);
     Ok(Json(presence_json(&web.engine.current(&me.user))))
 }
 

@@ -145,7 +145,12 @@ impl Web {
 
     /// Reads a user address from the API: `alice@example.com`, or `alice`
     /// for the caller's own domain.
-    pub fn parse_user(&self, field: &str, raw: &str, caller: Option<&Address>) -> Result<Address, Problem> {
+    pub fn parse_user(
+        &self,
+        field: &str,
+        raw: &str,
+        caller: Option<&Address>,
+    ) -> Result<Address, Problem> {
         let raw = raw.trim();
         let raw = raw.strip_prefix("sip:").unwrap_or(raw);
         let parsed = if raw.contains('@') {
@@ -223,10 +228,7 @@ pub struct AdminCaller(pub Session);
 impl FromRequestParts<Arc<Web>> for AdminCaller {
     type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        web: &Arc<Web>,
-    ) -> Result<AdminCaller, Problem> {
+    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<AdminCaller, Problem> {
         let Caller(s) = Caller::from_request_parts(parts, web).await?;
         if !s.admin {
             return Err(Problem::forbidden(
@@ -253,7 +255,9 @@ where
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0")
-            || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING);
+            || req
+                .headers()
+                .contains_key(axum::http::header::TRANSFER_ENCODING);
         if !has_body {
             return Ok(OptionalBody(None));
         }
@@ -285,10 +289,7 @@ pub fn router(web: Arc<Web>) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/sessions", post(me::sign_in).get(me::list_sessions))
-        .route(
-            "/sessions/current",
-            axum::routing::delete(me::sign_out),
-        )
+        .route("/sessions/current", axum::routing::delete(me::sign_out))
         .route("/sessions/{sid}", axum::routing::delete(me::revoke_session))
         .route("/me", get(me::me))
         .route(
@@ -347,7 +348,10 @@ pub fn router(web: Arc<Web>) -> Router {
                 .patch(admin::update_user)
                 .delete(admin::remove_user),
         )
-        .route("/admin/domains", get(admin::domains).post(admin::add_domain))
+        .route(
+            "/admin/domains",
+            get(admin::domains).post(admin::add_domain),
+        )
         .route(
             "/admin/domains/{domain}",
             axum::routing::delete(admin::remove_domain),
@@ -357,7 +361,14 @@ pub fn router(web: Arc<Web>) -> Router {
             "/admin/policies/{kind}/{scope}",
             put(admin::set_policy).delete(admin::clear_policy),
         )
-        .fallback(|| async { Problem::not_found("No such API endpoint") });
+        .fallback(|| async { Problem::not_found("No such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "This endpoint does not take this method",
+            )
+        });
     Router::new()
         .nest("/api/v1", api)
         .route(
