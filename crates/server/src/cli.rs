@@ -725,9 +725,11 @@ pub async fn require_user(store: &SqliteStore, address: &Address) -> anyhow::Res
 
 /// The entry `contact add` stores. For a contact already in the list, the
 /// options given replace its values and those left out keep them (and it
-/// keeps the time it was added); a new contact gets what is given. `group`
-/// is trimmed, and empty means no group; `level` is `Some(None)` for
-/// `--level default` (no explicit level).
+/// keeps the time it was added); a new contact gets what is given. Someone
+/// the owner blocked without adding them (an unlisted entry) is new to the
+/// list but keeps the block unless `--level` is given. `group` is trimmed,
+/// and empty means no group; `level` is `Some(None)` for `--level default`
+/// (no explicit level).
 fn merge_contact(
     existing: Option<switchboard_store::ContactRecord>,
     owner: &Address,
@@ -737,7 +739,8 @@ fn merge_contact(
     now_ms: i64,
 ) -> switchboard_store::ContactRecord {
     let (old_group, old_level, added_ms) = match existing {
-        Some(e) => (e.group, e.level, e.added_ms),
+        Some(e) if e.listed => (e.group, e.level, e.added_ms),
+        Some(e) => (None, e.level, now_ms),
         None => (None, None, now_ms),
     };
     switchboard_store::ContactRecord {
@@ -749,6 +752,7 @@ fn merge_contact(
         },
         level: level.unwrap_or(old_level),
         added_ms,
+        listed: true,
     }
 }
 
@@ -784,10 +788,8 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
             };
             require_user(&store, &owner).await?;
             let existing = store
-                .list_contacts(&owner.to_string())
-                .await?
-                .into_iter()
-                .find(|c| c.contact == contact.to_string());
+                .get_contact(&owner.to_string(), &contact.to_string())
+                .await?;
             let entry = merge_contact(
                 existing,
                 &owner,
@@ -853,6 +855,7 @@ async fn contact(data: &Path, cmd: ContactCommand, max_contacts: u32) -> anyhow:
                     group,
                     level,
                     added_ms: switchboard_core::now_ms(),
+                    listed: true,
                 };
                 match store.upsert_contact(&entry, max_contacts).await {
                     Ok(()) => count += 1,
@@ -929,6 +932,7 @@ mod tests {
             group: group.map(str::to_owned),
             level: level.map(str::to_owned),
             added_ms,
+            listed: true,
         }
     }
 
@@ -991,6 +995,22 @@ mod tests {
         assert_eq!(
             merge(None, Some(" Team "), None),
             entry(Some("Team"), None, 99)
+        );
+        // Someone blocked without being in the list joins it as new, and
+        // stays blocked unless a level is given.
+        let block = || {
+            Some(switchboard_store::ContactRecord {
+                listed: false,
+                ..entry(None, Some("blocked"), 5)
+            })
+        };
+        assert_eq!(
+            merge(block(), Some("Team"), None),
+            entry(Some("Team"), Some("blocked"), 99)
+        );
+        assert_eq!(
+            merge(block(), None, Some(Some("family"))),
+            entry(None, Some("family"), 99)
         );
     }
 }

@@ -1031,10 +1031,13 @@ async fn contacts_groups_and_the_blocked_list_can_be_managed() {
         "{blocked}"
     );
     assert_eq!(blocked["blocked"][0]["user"], addr("carol"));
+    // Blocking someone does not add them to the list.
+    alice.get("/api/v1/contacts/carol").await.problem(404);
     assert_eq!(
-        alice.get("/api/v1/contacts/carol").await.ok(200)["level"],
-        "blocked"
+        alice.get("/api/v1/contacts").await.ok(200)["contacts"],
+        json!([])
     );
+    alice.delete("/api/v1/contacts/carol").await.problem(404);
     alice.delete("/api/v1/blocked/carol").await.empty(204);
     assert_eq!(
         alice.get("/api/v1/blocked").await.ok(200)["blocked"],
@@ -1042,6 +1045,227 @@ async fn contacts_groups_and_the_blocked_list_can_be_managed() {
     );
     alice.delete("/api/v1/blocked/carol").await.problem(404);
     alice.put_empty("/api/v1/blocked/alice").await.problem(400);
+}
+
+/// The names in `GET /contacts`.
+async fn contact_names(api: &Api) -> BTreeSet<String> {
+    api.get("/api/v1/contacts").await.ok(200)["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .map(|c| c["user"].as_str().expect("user").to_owned())
+        .collect()
+}
+
+/// The names in `GET /blocked`.
+async fn blocked_names(api: &Api) -> BTreeSet<String> {
+    api.get("/api/v1/blocked").await.ok(200)["blocked"]
+        .as_array()
+        .expect("blocked")
+        .iter()
+        .map(|c| c["user"].as_str().expect("user").to_owned())
+        .collect()
+}
+
+/// The names in `GET /watchers/pending`.
+async fn pending_names(api: &Api) -> BTreeSet<String> {
+    api.get("/api/v1/watchers/pending").await.ok(200)["pending"]
+        .as_array()
+        .expect("pending")
+        .iter()
+        .map(|c| c["user"].as_str().expect("user").to_owned())
+        .collect()
+}
+
+/// How `who` sees alice: (availability, access).
+async fn view_of_alice(who: &Api) -> (String, String) {
+    let seen = who.get("/api/v1/presence/alice").await.ok(200);
+    (
+        seen["availability"].as_str().unwrap_or_default().to_owned(),
+        seen["access"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn blocking_then_unblocking_a_stranger_with_privacy_mode_on_lets_nobody_in() {
+    let server = Server::with_users(&["alice", "bob", "carol", "dave"]);
+    let alice = sign_in(&server, "alice").await;
+    let bob = sign_in(&server, "bob").await;
+    let carol = sign_in(&server, "carol").await;
+    let dave = sign_in(&server, "dave").await;
+    alice
+        .put(
+            "/api/v1/me/presence",
+            json!({"availability": "busy", "note": "Budget review"}),
+        )
+        .await
+        .ok(200);
+    alice
+        .put("/api/v1/me/privacy", json!({"privacy_mode": true}))
+        .await
+        .ok(200);
+    alice
+        .put("/api/v1/contacts/bob", json!({"group": "Team"}))
+        .await
+        .ok(201);
+    // Carol watches alice through her own list: a pending watcher of alice's.
+    carol.put_empty("/api/v1/contacts/alice").await.ok(201);
+    let pending = || ("offline".to_owned(), "pending".to_owned());
+    assert_eq!(view_of_alice(&carol).await, pending());
+    assert_eq!(pending_names(&alice).await, set_of(&["carol"]));
+
+    // Blocked: offline, decided (no longer pending), but not a contact.
+    alice.put_empty("/api/v1/blocked/carol").await.empty(204);
+    assert_eq!(
+        view_of_alice(&carol).await,
+        ("offline".to_owned(), "allowed".to_owned())
+    );
+    assert_eq!(blocked_names(&alice).await, set_of(&["carol"]));
+    assert_eq!(contact_names(&alice).await, set_of(&["bob"]));
+    alice.get("/api/v1/contacts/carol").await.problem(404);
+    assert_eq!(pending_names(&alice).await, set_of(&[]));
+    assert_eq!(
+        alice.get("/api/v1/groups").await.ok(200)["groups"][0]["contacts"],
+        1
+    );
+
+    // Unblocked: exactly as before the block. Carol waits again, sees
+    // nothing, and never made it into alice's list.
+    alice.delete("/api/v1/blocked/carol").await.empty(204);
+    assert_eq!(view_of_alice(&carol).await, pending());
+    let entry = carol.get("/api/v1/contacts/alice").await.ok(200);
+    assert_eq!(
+        (entry["access"].as_str(), entry["presence"]["note"].clone()),
+        (Some("pending"), Value::Null),
+        "{entry}"
+    );
+    assert_eq!(contact_names(&alice).await, set_of(&["bob"]));
+    alice.get("/api/v1/contacts/carol").await.problem(404);
+    assert_eq!(blocked_names(&alice).await, set_of(&[]));
+    assert_eq!(pending_names(&alice).await, set_of(&["carol"]));
+    alice.delete("/api/v1/blocked/carol").await.problem(404);
+
+    // A listed contact: blocking keeps them listed, in their group, and
+    // unblocking gives them the default level back.
+    let allowed_busy = ("busy".to_owned(), "allowed".to_owned());
+    assert_eq!(view_of_alice(&bob).await, allowed_busy);
+    alice.put_empty("/api/v1/blocked/bob").await.empty(204);
+    assert_eq!(
+        view_of_alice(&bob).await,
+        ("offline".to_owned(), "allowed".to_owned())
+    );
+    let entry = alice.get("/api/v1/contacts/bob").await.ok(200);
+    assert_eq!(
+        (entry["group"].as_str(), entry["level"].as_str()),
+        (Some("Team"), Some("blocked"))
+    );
+    assert_eq!(blocked_names(&alice).await, set_of(&["bob"]));
+    alice.delete("/api/v1/blocked/bob").await.empty(204);
+    let entry = alice.get("/api/v1/contacts/bob").await.ok(200);
+    assert_eq!(
+        (entry["group"].as_str(), entry["level"].clone()),
+        (Some("Team"), Value::Null)
+    );
+    assert_eq!(contact_names(&alice).await, set_of(&["bob"]));
+    assert_eq!(view_of_alice(&bob).await, allowed_busy);
+    assert_eq!(
+        bob.get("/api/v1/presence/alice").await.ok(200)["note"],
+        "Budget review"
+    );
+
+    // Adding a blocked stranger lists them and keeps the block until the
+    // level is changed.
+    alice.put_empty("/api/v1/blocked/carol").await.empty(204);
+    let entry = alice.put_empty("/api/v1/contacts/carol").await.ok(201);
+    assert_eq!(entry["level"], "blocked", "{entry}");
+    assert_eq!(contact_names(&alice).await, set_of(&["bob", "carol"]));
+    alice.delete("/api/v1/blocked/carol").await.empty(204);
+    assert_eq!(contact_names(&alice).await, set_of(&["bob", "carol"]));
+    assert_eq!(view_of_alice(&carol).await, allowed_busy);
+    alice.delete("/api/v1/contacts/carol").await.empty(204);
+    assert_eq!(view_of_alice(&carol).await, pending());
+
+    // Blocking a pending watcher does not list them either.
+    dave.put_empty("/api/v1/contacts/alice").await.ok(201);
+    assert_eq!(pending_names(&alice).await, set_of(&["carol", "dave"]));
+    let p = alice
+        .post(
+            "/api/v1/watchers/pending/dave",
+            json!({"decision": "block", "group": "Team"}),
+        )
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "group");
+    let blocked = alice
+        .post(
+            "/api/v1/watchers/pending/dave",
+            json!({"decision": "block"}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(
+        (blocked["user"].as_str(), blocked["level"].as_str()),
+        (Some(addr("dave").as_str()), Some("blocked"))
+    );
+    assert_eq!(
+        view_of_alice(&dave).await,
+        ("offline".to_owned(), "allowed".to_owned())
+    );
+    assert_eq!(contact_names(&alice).await, set_of(&["bob"]));
+    alice.delete("/api/v1/blocked/dave").await.empty(204);
+    assert_eq!(view_of_alice(&dave).await, pending());
+    assert_eq!(pending_names(&alice).await, set_of(&["carol", "dave"]));
+}
+
+#[tokio::test]
+async fn blocks_of_strangers_do_not_use_up_the_contact_list() {
+    let limit = 3;
+    let server = Server::with_users_and_config(
+        &["alice", "bob", "carol"],
+        &format!("[presence]\nmax_contacts = {limit}\n"),
+    );
+    let alice = sign_in(&server, "alice").await;
+    for i in 0..limit {
+        alice
+            .put_empty(&format!("/api/v1/blocked/stranger{i}@partner.example"))
+            .await
+            .empty(204);
+    }
+    let p = alice
+        .put_empty("/api/v1/blocked/one-more@partner.example")
+        .await
+        .problem(409);
+    assert!(
+        p["title"].as_str().is_some_and(|t| t.contains("block")),
+        "{p}"
+    );
+    // The list is still empty, so there is room for contacts.
+    assert_eq!(contact_names(&alice).await, set_of(&[]));
+    assert_eq!(blocked_names(&alice).await.len(), limit);
+    alice.put_empty("/api/v1/contacts/bob").await.ok(201);
+    // A blocked stranger added to the list moves from one count to the other.
+    alice
+        .put_empty("/api/v1/contacts/stranger1@partner.example")
+        .await
+        .ok(201);
+    alice
+        .put_empty("/api/v1/blocked/one-more@partner.example")
+        .await
+        .empty(204);
+    // Blocking a contact needs no room among the blocks.
+    alice.put_empty("/api/v1/blocked/bob").await.empty(204);
+    alice
+        .delete("/api/v1/blocked/stranger0@partner.example")
+        .await
+        .empty(204);
+    alice.put_empty("/api/v1/blocked/carol").await.empty(204);
+    assert_eq!(
+        contact_names(&alice).await,
+        set_of(&["bob"])
+            .into_iter()
+            .chain(["stranger1@partner.example".to_owned()])
+            .collect()
+    );
 }
 
 #[tokio::test]
@@ -2818,6 +3042,9 @@ async fn tour(server: &Server, rec: &Recorder) {
     alice.put_empty("/api/v1/blocked/dave").await.empty(204);
     alice.get("/api/v1/blocked").await.ok(200);
     alice.delete("/api/v1/blocked/dave").await.empty(204);
+    // Blocking and unblocking did not put dave in the list.
+    alice.get("/api/v1/contacts/dave").await.problem(404);
+    alice.put_empty("/api/v1/contacts/dave").await.ok(201);
     alice.delete("/api/v1/contacts/dave").await.empty(204);
     carol
         .put("/api/v1/me/privacy", json!({"privacy_mode": true}))

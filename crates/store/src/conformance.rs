@@ -22,6 +22,10 @@
 //! - removing an absent binding is not an error, removing an absent contact,
 //!   group, web session, policy, offline message, user or domain is `NotFound`;
 //!   revoking all sessions of a user who has none returns 0;
+//! - blocking someone outside the list makes an unlisted entry (level `blocked`,
+//!   no group) that list-shaped calls and `max_contacts` ignore; unblocking
+//!   deletes it, or clears the level of a listed contact; `upsert_contact`
+//!   lists an unlisted entry as if it were new;
 //! - upserting an existing contact keeps its original `added_ms`; one naming a
 //!   missing group creates it with the entry's `added_ms` as `created_ms`, an
 //!   existing group keeps its `created_ms`; groups stay when they empty;
@@ -189,6 +193,7 @@ fn contact(
         group: group.map(str::to_owned),
         level: level.map(str::to_owned),
         added_ms,
+        listed: true,
     }
 }
 
@@ -233,6 +238,7 @@ pub async fn run_all(store: &dyn Store) {
     policies(store).await;
     offline(store).await;
     contacts(store).await;
+    blocking(store).await;
     admin(store).await;
     groups(store).await;
     web_sessions(store).await;
@@ -1300,6 +1306,266 @@ pub async fn contacts(store: &dyn Store) {
     );
 }
 
+/// Blocking: a block of someone outside the list is an unlisted entry that no
+/// list-shaped call returns and no list limit counts, that `upsert_contact`
+/// turns into a listed entry and `unblock_contact` deletes; a block of a listed
+/// contact only changes its level, and unblocking it keeps it listed.
+pub async fn blocking(store: &dyn Store) {
+    const A: &str = "blocking";
+    let dom = "blk.conformance.test";
+    let olga = format!("olga@{dom}");
+    let pete = format!("pete@{dom}");
+    let tina = format!("tina@{dom}");
+    let ext = "ext@blk-partner.example".to_owned();
+    let spam = "spam@blk-partner.example".to_owned();
+    let troll = "troll@blk-partner.example".to_owned();
+    ok(A, "add domain", store.add_domain(dom, 1).await);
+    for u in [&olga, &pete, &tina] {
+        ok(A, "add user", store.add_user(&new_user(u, None, 1)).await);
+    }
+    let c_pete = contact(&olga, &pete, Some("Team"), Some("workgroup"), 10);
+    ok(A, "add pete", store.upsert_contact(&c_pete, 1).await);
+    let blocked = |contact: &str, added_ms: i64| ContactRecord {
+        owner: olga.clone(),
+        contact: contact.to_owned(),
+        group: None,
+        level: Some(ContactRecord::BLOCKED.to_owned()),
+        added_ms,
+        listed: false,
+    };
+
+    // A stranger: an unlisted entry, outside the list and its limit.
+    assert_eq!(
+        ok(
+            A,
+            "block ext",
+            store.block_contact(&olga, &ext, 20, 2).await
+        ),
+        blocked(&ext, 20),
+        "conformance[{A}]: blocking someone outside the list makes an unlisted entry (level blocked, no group, added now)"
+    );
+    ok(
+        A,
+        "block spam",
+        store.block_contact(&olga, &spam, 21, 2).await,
+    );
+    assert_eq!(
+        ok(A, "list", store.list_contacts(&olga).await),
+        vec![c_pete.clone()],
+        "conformance[{A}]: list_contacts leaves out unlisted blocks"
+    );
+    assert!(
+        ok(A, "who has ext", store.contacts_naming(&ext).await).is_empty(),
+        "conformance[{A}]: contacts_naming leaves out unlisted blocks"
+    );
+    assert_eq!(
+        ok(A, "get ext", store.get_contact(&olga, &ext).await),
+        Some(blocked(&ext, 20))
+    );
+    assert_eq!(
+        ok(A, "get nobody", store.get_contact(&olga, &tina).await),
+        None
+    );
+    let all = ok(A, "all contacts", store.all_contacts().await);
+    assert!(
+        all.contains(&blocked(&ext, 20)) && all.contains(&c_pete),
+        "conformance[{A}]: all_contacts holds unlisted blocks too"
+    );
+    expect_err!(
+        A,
+        "a third unlisted block over max_blocked",
+        store.block_contact(&olga, &troll, 22, 2).await,
+        StoreError::Limit(_)
+    );
+    assert_eq!(
+        ok(A, "get troll", store.get_contact(&olga, &troll).await),
+        None
+    );
+    assert_eq!(
+        ok(
+            A,
+            "block ext again",
+            store.block_contact(&olga, &ext, 99, 2).await
+        ),
+        blocked(&ext, 20),
+        "conformance[{A}]: blocking again changes nothing (not even added_ms), even at the limit"
+    );
+    // max_contacts counts listed entries only (pete is the one).
+    let c_tina = contact(&olga, &tina, None, None, 30);
+    ok(A, "add tina", store.upsert_contact(&c_tina, 2).await);
+    expect_err!(
+        A,
+        "listing a blocked stranger in a full list",
+        store
+            .upsert_contact(&contact(&olga, &spam, None, None, 31), 2)
+            .await,
+        StoreError::Limit(_)
+    );
+    assert_eq!(
+        ok(
+            A,
+            "spam after refusal",
+            store.get_contact(&olga, &spam).await
+        ),
+        Some(blocked(&spam, 21)),
+        "conformance[{A}]: a refused upsert leaves the block as it was"
+    );
+    expect_err!(
+        A,
+        "remove_contact of an unlisted block",
+        store.remove_contact(&olga, &spam).await,
+        StoreError::NotFound(_)
+    );
+    assert!(
+        ok(
+            A,
+            "spam still blocked",
+            store.get_contact(&olga, &spam).await
+        )
+        .is_some()
+    );
+
+    // A listed contact: only the level changes, and comes back on unblock.
+    let b_pete = ok(
+        A,
+        "block pete",
+        store.block_contact(&olga, &pete, 40, 0).await,
+    );
+    assert_eq!(
+        b_pete,
+        ContactRecord {
+            level: Some(ContactRecord::BLOCKED.to_owned()),
+            ..c_pete.clone()
+        },
+        "conformance[{A}]: blocking a listed contact keeps group, added_ms and listed (max_blocked does not apply)"
+    );
+    assert_eq!(
+        ok(A, "blocked list", store.list_blocked(&olga).await),
+        vec![blocked(&ext, 20), b_pete.clone(), blocked(&spam, 21)],
+        "conformance[{A}]: list_blocked holds listed and unlisted blocks, sorted by contact"
+    );
+    assert!(
+        ok(A, "list", store.list_contacts(&olga).await).contains(&b_pete),
+        "conformance[{A}]: a blocked contact stays in the list"
+    );
+    assert_eq!(
+        ok(A, "unblock pete", store.unblock_contact(&olga, &pete).await),
+        Some(ContactRecord {
+            level: None,
+            ..c_pete.clone()
+        }),
+        "conformance[{A}]: unblocking a listed contact keeps it listed, in its group, without a level"
+    );
+    assert_eq!(
+        ok(A, "get pete", store.get_contact(&olga, &pete).await),
+        Some(ContactRecord {
+            level: None,
+            ..c_pete.clone()
+        })
+    );
+    expect_err!(
+        A,
+        "unblocking a contact who is not blocked",
+        store.unblock_contact(&olga, &pete).await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "unblocking someone unknown",
+        store.unblock_contact(&olga, &troll).await,
+        StoreError::NotFound(_)
+    );
+
+    // Unblocking a stranger leaves no trace.
+    assert_eq!(
+        ok(A, "unblock ext", store.unblock_contact(&olga, &ext).await),
+        None
+    );
+    assert_eq!(
+        ok(A, "get ext", store.get_contact(&olga, &ext).await),
+        None,
+        "conformance[{A}]: unblocking an unlisted block deletes it"
+    );
+    assert!(
+        !ok(A, "all contacts", store.all_contacts().await)
+            .iter()
+            .any(|c| c.owner == olga && c.contact == ext)
+    );
+    expect_err!(
+        A,
+        "unblocking twice",
+        store.unblock_contact(&olga, &ext).await,
+        StoreError::NotFound(_)
+    );
+
+    // Adding a blocked stranger lists them, as given and as new.
+    let c_spam = contact(&olga, &spam, Some("Partners"), None, 50);
+    ok(A, "add spam", store.upsert_contact(&c_spam, 3).await);
+    assert_eq!(
+        ok(A, "get spam", store.get_contact(&olga, &spam).await),
+        Some(c_spam.clone()),
+        "conformance[{A}]: upsert_contact lists an unlisted block with the entry's group, level and added_ms"
+    );
+    assert!(ok(A, "blocked list", store.list_blocked(&olga).await).is_empty());
+    ok(
+        A,
+        "upsert ignores listed=false",
+        store
+            .upsert_contact(
+                &ContactRecord {
+                    listed: false,
+                    ..contact(&olga, &troll, None, Some("blocked"), 60)
+                },
+                4,
+            )
+            .await,
+    );
+    assert!(
+        ok(A, "get troll", store.get_contact(&olga, &troll).await).is_some_and(|c| c.listed),
+        "conformance[{A}]: upsert_contact always lists the entry"
+    );
+
+    expect_err!(
+        A,
+        "blocking for an unknown owner",
+        store
+            .block_contact(&format!("ghost@{dom}"), &ext, 1, 10)
+            .await,
+        StoreError::NotFound(_)
+    );
+    expect_err!(
+        A,
+        "unblocking for an unknown owner",
+        store.unblock_contact(&format!("ghost@{dom}"), &ext).await,
+        StoreError::NotFound(_)
+    );
+
+    // Removing a user takes their blocks, and blocks of them, along.
+    ok(
+        A,
+        "tina blocks ext",
+        store.block_contact(&tina, &ext, 70, 5).await,
+    );
+    ok(
+        A,
+        "tina blocks olga",
+        store.block_contact(&tina, &olga, 71, 5).await,
+    );
+    ok(A, "remove olga", store.remove_user(&olga).await);
+    assert_eq!(
+        ok(A, "tina's blocks", store.list_blocked(&tina).await)
+            .iter()
+            .map(|c| c.contact.as_str())
+            .collect::<Vec<_>>(),
+        vec![ext.as_str()]
+    );
+    assert!(
+        !ok(A, "all contacts", store.all_contacts().await)
+            .iter()
+            .any(|c| c.owner == olga || c.contact == olga)
+    );
+}
+
 /// The administrator role: off for new users, `set_admin` turns it on and off,
 /// other user edits leave it alone, and a re-created user starts without it.
 pub async fn admin(store: &dyn Store) {
@@ -2292,6 +2558,23 @@ pub async fn change_seq(store: &dyn Store) {
         "remove_contact of a removed contact",
         store.remove_contact(&u, &v)
     );
+    bumps!(
+        "block_contact (not in the list)",
+        store.block_contact(&u, &v, 1, 1)
+    );
+    refused!(
+        "block_contact over max_blocked",
+        store.block_contact(&u, "w@seq-partner.example", 1, 1)
+    );
+    refused!(
+        "remove_contact of an unlisted block",
+        store.remove_contact(&u, &v)
+    );
+    bumps!("unblock_contact", store.unblock_contact(&u, &v));
+    refused!(
+        "unblock_contact of someone not blocked",
+        store.unblock_contact(&u, &v)
+    );
     bumps!("set_admin", store.set_admin(&u, true));
     bumps!("set_admin (same value again)", store.set_admin(&u, true));
     bumps!("set_admin (withdraw)", store.set_admin(&u, false));
@@ -2337,6 +2620,8 @@ pub async fn change_seq(store: &dyn Store) {
         store.list_groups(&u).await?;
         store.web_session("seq-none").await?;
         store.web_sessions_of(&u).await?;
+        store.get_contact(&u, &v).await?;
+        store.list_blocked(&u).await?;
         store.list_contacts(&u).await
     });
     let ws = WebSessionRecord {

@@ -129,23 +129,65 @@ pub trait OfflineMessages: Send + Sync {
 ///
 /// Every group named by a contact exists as a group of the same owner (see
 /// [`Contacts::list_groups`]); groups may also be empty.
+///
+/// Besides the list, an owner may block people who are not in it
+/// ([`Contacts::block_contact`]). Such a block is kept as an entry with
+/// `listed` false, level `blocked` and no group; it is not part of the list:
+/// [`Contacts::list_contacts`] and [`Contacts::contacts_naming`] leave it out,
+/// it does not count towards `max_contacts`, and unblocking removes it. Only
+/// [`Contacts::all_contacts`], [`Contacts::get_contact`] and
+/// [`Contacts::list_blocked`] return it, because a block applies whether the
+/// person is listed or not.
 #[async_trait]
 pub trait Contacts: Send + Sync {
-    /// Adds or updates `contact` in `owner`'s list; `Limit` if the list already
-    /// holds `max_contacts` entries and `contact` is new. If `entry.group` names a
-    /// group the owner does not have yet, the group is created (with
-    /// `entry.added_ms` as its creation time), so a client that files a contact
-    /// under a new name does not need a separate call.
+    /// Adds `contact` to `owner`'s list or updates its entry there; `Limit` if
+    /// the list already holds `max_contacts` listed entries and `contact` is not
+    /// one of them. The entry is listed afterwards whatever `entry.listed` says:
+    /// adding someone blocked without being listed puts them in the list, with
+    /// the group and level of `entry` and `entry.added_ms` as the time they were
+    /// added. If `entry.group` names a group the owner does not have yet, the
+    /// group is created (with `entry.added_ms` as its creation time), so a client
+    /// that files a contact under a new name does not need a separate call.
     async fn upsert_contact(&self, entry: &ContactRecord, max_contacts: u32) -> StoreResult<()>;
-    /// Removes a contact; `NotFound` if absent.
+    /// Removes a contact from the list (and with it any level it had, `blocked`
+    /// included); `NotFound` if it is not in the list (absent, or only blocked).
     async fn remove_contact(&self, owner: &str, contact: &str) -> StoreResult<()>;
-    /// The owner's contacts sorted by group then address.
+    /// The owner's contacts (listed entries only) sorted by group then address.
     async fn list_contacts(&self, owner: &str) -> StoreResult<Vec<ContactRecord>>;
-    /// Every entry of every list, sorted by owner then contact (the server
-    /// caches all lists to answer privacy questions without waiting).
+    /// Every entry of every list, unlisted blocks included, sorted by owner then
+    /// contact (the server caches all lists to answer privacy questions without
+    /// waiting).
     async fn all_contacts(&self) -> StoreResult<Vec<ContactRecord>>;
-    /// Every contact entry naming `contact` (who has this person in their list).
+    /// Every listed entry naming `contact` (who has this person in their list),
+    /// sorted by owner.
     async fn contacts_naming(&self, contact: &str) -> StoreResult<Vec<ContactRecord>>;
+    /// `owner`'s entry for `contact`, listed or an unlisted block; None if absent.
+    async fn get_contact(&self, owner: &str, contact: &str) -> StoreResult<Option<ContactRecord>>;
+    /// Blocks `contact` and returns the entry as stored. A contact in the list
+    /// keeps its entry (group, `added_ms`) and gets the level `blocked`; someone
+    /// else gets an unlisted entry (level `blocked`, no group, added at `now_ms`),
+    /// `Limit` if the owner already has `max_blocked` unlisted entries. Blocking
+    /// someone blocked already succeeds and changes nothing but the change
+    /// sequence. `NotFound` if the owner is not a user. Bumps change_seq.
+    async fn block_contact(
+        &self,
+        owner: &str,
+        contact: &str,
+        now_ms: i64,
+        max_blocked: u32,
+    ) -> StoreResult<ContactRecord>;
+    /// Ends a block: a contact in the list stays there (group and `added_ms`
+    /// kept) without an explicit level; an unlisted entry is deleted, so the
+    /// person is exactly as before the block. Returns the listed entry that
+    /// remains, or None. `NotFound` if `owner` has not blocked `contact`.
+    /// Bumps change_seq.
+    async fn unblock_contact(
+        &self,
+        owner: &str,
+        contact: &str,
+    ) -> StoreResult<Option<ContactRecord>>;
+    /// The people `owner` blocked, listed or not, sorted by contact address.
+    async fn list_blocked(&self, owner: &str) -> StoreResult<Vec<ContactRecord>>;
 
     /// The owner's groups sorted by name (byte-wise). Groups named by contacts exist
     /// too: upsert_contact with a group that does not exist yet creates it.

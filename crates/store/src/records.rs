@@ -154,7 +154,7 @@ pub struct OfflineMessage {
     pub attempts: u32,
 }
 
-/// One entry of a user's contact list.
+/// One entry of a user's contact list, or a block of someone who is not in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRecord {
     pub owner: String,
@@ -165,6 +165,28 @@ pub struct ContactRecord {
     /// `colleagues`, `workgroup`, `family`); None means the default for the relationship.
     pub level: Option<String>,
     pub added_ms: i64,
+    /// The entry is in the owner's contact list. False for an entry that exists
+    /// only because the owner blocked someone who is not in their list
+    /// ([`crate::Contacts::block_contact`]): such an entry has the level
+    /// [`ContactRecord::BLOCKED`] and no group, and is none of the list's
+    /// business (not listed, not counted, not a contact for privacy mode).
+    /// Records written before the field existed were all listed.
+    #[serde(default = "listed_by_default")]
+    pub listed: bool,
+}
+
+impl ContactRecord {
+    /// The `level` of a blocked person.
+    pub const BLOCKED: &'static str = "blocked";
+
+    /// Whether the owner blocked this person.
+    pub fn is_blocked(&self) -> bool {
+        self.level.as_deref() == Some(ContactRecord::BLOCKED)
+    }
+}
+
+fn listed_by_default() -> bool {
+    true
 }
 
 /// A named group of a user's contact list (it may be empty).

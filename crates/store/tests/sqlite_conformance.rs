@@ -99,6 +99,7 @@ async fn conformance_areas_pass_each_on_a_fresh_store() {
         "groups",
         "admin",
         "contacts",
+        "blocking",
         "offline",
         "policies",
         "registrations",
@@ -115,6 +116,7 @@ async fn conformance_areas_pass_each_on_a_fresh_store() {
             "groups" => conformance::groups(&store).await,
             "admin" => conformance::admin(&store).await,
             "contacts" => conformance::contacts(&store).await,
+            "blocking" => conformance::blocking(&store).await,
             "offline" => conformance::offline(&store).await,
             "policies" => conformance::policies(&store).await,
             "registrations" => conformance::registrations(&store).await,
@@ -155,6 +157,7 @@ async fn two_handles_on_one_file_see_each_others_writes_and_change_seq() {
         group: None,
         level: None,
         added_ms: 3,
+        listed: true,
     };
     server.upsert_contact(&contact, 10).await.unwrap();
     assert_eq!(
@@ -617,6 +620,10 @@ async fn upgrading_a_version_1_database_keeps_its_data_and_lists_the_groups_cont
     );
     let contacts = store.list_contacts("alice@example.com").await.unwrap();
     assert_eq!(contacts.len(), 4, "contacts are kept: {contacts:?}");
+    assert!(
+        contacts.iter().all(|c| c.listed),
+        "existing contacts stay in the list"
+    );
     assert_eq!(contacts[0].contact, "dave@partner.example");
     assert_eq!(contacts[1].group.as_deref(), Some("Team"));
     assert_eq!(contacts[1].level.as_deref(), Some("workgroup"));
@@ -658,6 +665,98 @@ async fn upgrading_a_version_1_database_keeps_its_data_and_lists_the_groups_cont
             .unwrap()
             .unwrap()
             .admin
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_version_2_database_keeps_every_entry_listed_blocked_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+
+    // A database as version 2 left it: migrations 1 and 2 applied by the same
+    // migrator. Back then a block was always an entry of the list, so the data
+    // cannot tell a blocked stranger from a blocked contact: both stay listed.
+    let v2 = dir.path().join("migrations-v2");
+    std::fs::create_dir(&v2).unwrap();
+    let set = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in ["0001_initial.sql", "0002_web.sql"] {
+        std::fs::copy(set.join(name), v2.join(name)).unwrap();
+    }
+    let raw = raw_pool(&path).await;
+    sqlx::migrate::Migrator::new(v2.as_path())
+        .await
+        .unwrap()
+        .run(&raw)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO domains (name, created_ms) VALUES ('example.com', 1)",
+        "INSERT INTO users (address, domain, password_hash, created_ms) \
+         VALUES ('alice@example.com', 'example.com', 'h', 2)",
+        "INSERT INTO contact_groups (owner, name, created_ms) \
+         VALUES ('alice@example.com', 'Team', 40)",
+        "INSERT INTO contacts (owner, contact, group_name, level, added_ms) VALUES \
+         ('alice@example.com', 'bob@example.com', 'Team', 'blocked', 40), \
+         ('alice@example.com', 'eve@partner.example', NULL, 'blocked', 50)",
+    ] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+
+    let store = open(&path).await;
+    let contacts = store.list_contacts("alice@example.com").await.unwrap();
+    assert_eq!(contacts.len(), 2, "{contacts:?}");
+    assert!(contacts.iter().all(|c| c.listed), "{contacts:?}");
+    assert_eq!(
+        store.list_blocked("alice@example.com").await.unwrap().len(),
+        2
+    );
+    // Unblocking an upgraded entry keeps it, as it did before the upgrade.
+    let bob = store
+        .unblock_contact("alice@example.com", "bob@example.com")
+        .await
+        .unwrap()
+        .expect("bob stays listed");
+    assert_eq!((bob.group.as_deref(), bob.level), (Some("Team"), None));
+
+    // New blocks of strangers are unlisted from now on, and survive reopening.
+    store.add_user(&user("carol@example.com")).await.unwrap();
+    let carol = store
+        .block_contact("alice@example.com", "carol@example.com", 60, 10)
+        .await
+        .unwrap();
+    assert!(!carol.listed);
+    store.close().await;
+    let store = open(&path).await;
+    assert_eq!(
+        store
+            .get_contact("alice@example.com", "carol@example.com")
+            .await
+            .unwrap(),
+        Some(carol)
+    );
+    assert_eq!(
+        store
+            .list_contacts("alice@example.com")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .unblock_contact("alice@example.com", "carol@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_contact("alice@example.com", "carol@example.com")
+            .await
+            .unwrap(),
+        None
     );
 }
 

@@ -18,13 +18,14 @@ pub fn decision(
     person: &Address,
     watcher: &Address,
 ) -> Decision {
-    let entry = contacts.entry(person, watcher);
     privacy::decide(
         person,
         watcher,
         Relationship {
-            explicit: entry.as_ref().and_then(|e| e.level),
-            is_contact: entry.is_some(),
+            // A block applies whether or not the watcher is in the list, but
+            // only a listed entry makes them a contact (privacy mode).
+            explicit: contacts.level(person, watcher),
+            is_contact: contacts.entry(person, watcher).is_some(),
             same_organisation: directory.is_served(watcher.domain()),
             privacy_mode: policies.effective::<PrivacyPolicy>(person).privacy_mode,
             person_exists: directory.user(person).is_some(),

@@ -1,6 +1,11 @@
 //! The caller's contact list: contacts with their group and the privacy
 //! access level the caller gives them, groups, the blocked list, and the
 //! watchers waiting for a decision while privacy mode is on.
+//!
+//! Blocking someone who is not in the list does not put them in it: the store
+//! keeps the block as an unlisted entry, which no list-shaped answer shows and
+//! which unblocking removes, so that a blocked and then unblocked stranger is
+//! exactly where they were before (still waiting, with privacy mode on).
 
 use super::problem::{ApiResult, Problem};
 use super::{Body, Caller, OptionalBody, Web, presence_json};
@@ -42,13 +47,13 @@ pub async fn list(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<
     })))
 }
 
+/// `owner`'s entry for `contact` in their list (not a block of someone outside it).
 async fn find(web: &Web, owner: &Address, contact: &Address) -> ApiResult<Option<ContactRecord>> {
     Ok(web
         .store
-        .list_contacts(&owner.to_string())
+        .get_contact(&owner.to_string(), &contact.to_string())
         .await?
-        .into_iter()
-        .find(|c| c.contact == contact.to_string()))
+        .filter(|c| c.listed))
 }
 
 /// One contact.
@@ -84,18 +89,20 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn check_level(level: &Option<String>) -> ApiResult<()> {
-    if let Some(l) = level
-        && AccessLevel::from_token(l).is_none()
-    {
-        return Err(Problem::invalid(
-            "level",
-            format!(
-                "Unknown access level {l:?}; use blocked, external, colleagues, workgroup or family"
-            ),
-        ));
+/// The level as stored (its canonical token), or a 400 for an unknown one.
+fn check_level(level: Option<String>) -> ApiResult<Option<String>> {
+    match level {
+        None => Ok(None),
+        Some(l) => match AccessLevel::from_token(&l) {
+            Some(level) => Ok(Some(level.token().to_owned())),
+            None => Err(Problem::invalid(
+                "level",
+                format!(
+                    "Unknown access level {l:?}; use blocked, external, colleagues, workgroup or family"
+                ),
+            )),
+        },
     }
-    Ok(())
 }
 
 fn check_group(group: &Option<String>) -> ApiResult<()> {
@@ -122,22 +129,30 @@ async fn save(
     if contact == me {
         return Err(Problem::invalid("contact", "You cannot add yourself"));
     }
-    let existing = find(web, me, contact).await?;
-    let created = existing.is_none();
-    let base = existing.unwrap_or_else(|| ContactRecord {
-        owner: me.to_string(),
-        contact: contact.to_string(),
-        group: None,
-        level: None,
-        added_ms: switchboard_core::now_ms(),
-    });
+    let existing = web
+        .store
+        .get_contact(&me.to_string(), &contact.to_string())
+        .await?;
+    let created = !existing.as_ref().is_some_and(|e| e.listed);
+    let base = match existing {
+        Some(e) if e.listed => e,
+        // New to the list. Someone blocked outside it keeps the block unless
+        // the request gives a level: adding a person is not unblocking them.
+        other => ContactRecord {
+            owner: me.to_string(),
+            contact: contact.to_string(),
+            group: None,
+            level: other.and_then(|e| e.level),
+            added_ms: switchboard_core::now_ms(),
+            listed: true,
+        },
+    };
     let record = ContactRecord {
         group: group.unwrap_or(base.group.clone()),
-        level: level.unwrap_or(base.level.clone()),
+        level: check_level(level.unwrap_or(base.level.clone()))?,
         ..base
     };
     check_group(&record.group)?;
-    check_level(&record.level)?;
     match web
         .store
         .upsert_contact(&record, web.settings.max_contacts)
@@ -295,52 +310,81 @@ pub async fn remove_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The people the caller blocked.
+/// The people the caller blocked, in their contact list or not.
 pub async fn blocked(State(web): State<Arc<Web>>, Caller(me): Caller) -> ApiResult<Json<Value>> {
-    let contacts = web.store.list_contacts(&me.user.to_string()).await?;
+    let blocked = web.store.list_blocked(&me.user.to_string()).await?;
     Ok(Json(json!({
-        "blocked": contacts
+        "blocked": blocked
             .iter()
-            .filter(|c| c.level.as_deref() == Some(AccessLevel::Blocked.token()))
             .map(|c| json!({"user": c.contact, "since": c.added_ms}))
             .collect::<Vec<_>>()
     })))
 }
 
+/// Blocks `contact` for `me` and applies it at once. A contact in the list
+/// keeps their entry with the level blocked; anyone else is blocked without
+/// being added to the list.
+async fn block_person(web: &Web, me: &Address, contact: &Address) -> ApiResult<ContactRecord> {
+    if contact == me {
+        return Err(Problem::invalid("contact", "You cannot block yourself"));
+    }
+    let max = web.settings.max_contacts;
+    let record = match web
+        .store
+        .block_contact(
+            &me.to_string(),
+            &contact.to_string(),
+            switchboard_core::now_ms(),
+            max,
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(switchboard_store::StoreError::Limit(_)) => {
+            return Err(Problem::conflict(format!(
+                "You already block {max} people who are not in your contact list"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    web.reload_now().await;
+    Ok(record)
+}
+
 /// Blocks someone: they see the caller as offline and cannot message or
-/// invite them.
+/// invite them. Someone not in the caller's list is not added to it.
 pub async fn block(
     State(web): State<Arc<Web>>,
     Caller(me): Caller,
     Path(contact): Path<String>,
 ) -> ApiResult<StatusCode> {
     let contact = web.parse_user("contact", &contact, Some(&me.user))?;
-    save(
-        &web,
-        &me.user,
-        &contact,
-        None,
-        Some(Some(AccessLevel::Blocked.token().to_owned())),
-    )
-    .await?;
+    block_person(&web, &me.user, &contact).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Unblocks someone (they get the default level again; they stay in the
-/// contact list if they were in it).
+/// Unblocks someone: a contact stays in the list (in their group) with the
+/// default level; anyone else is as if never blocked (not in the list, and
+/// waiting again if the caller has privacy mode on).
 pub async fn unblock(
     State(web): State<Arc<Web>>,
     Caller(me): Caller,
     Path(contact): Path<String>,
 ) -> ApiResult<StatusCode> {
     let contact = web.parse_user("contact", &contact, Some(&me.user))?;
-    match find(&web, &me.user, &contact).await? {
-        Some(r) if r.level.as_deref() == Some(AccessLevel::Blocked.token()) => {
-            save(&web, &me.user, &contact, None, Some(None)).await?;
-            Ok(StatusCode::NO_CONTENT)
+    match web
+        .store
+        .unblock_contact(&me.user.to_string(), &contact.to_string())
+        .await
+    {
+        Ok(_) => {}
+        Err(switchboard_store::StoreError::NotFound(_)) => {
+            return Err(Problem::not_found("You have not blocked this person"));
         }
-        _ => Err(Problem::not_found("You have not blocked this person")),
+        Err(e) => return Err(e.into()),
     }
+    web.reload_now().await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Who waits for the caller's decision: people watching the caller's
@@ -391,8 +435,8 @@ pub struct PendingDecision {
     pub group: Option<String>,
 }
 
-/// Allows or blocks a pending watcher (adds them to the caller's list with
-/// the level).
+/// Allows a pending watcher (adds them to the caller's list with the level)
+/// or blocks them (without adding them to the list).
 pub async fn decide_pending(
     State(web): State<Arc<Web>>,
     Caller(me): Caller,
@@ -413,13 +457,24 @@ pub async fn decide_pending(
             ));
         }
     };
-    if req.decision == "allow" && level == AccessLevel::Blocked.token() {
+    let blocking = req.decision == "block";
+    if !blocking && AccessLevel::from_token(&level) == Some(AccessLevel::Blocked) {
         return Err(Problem::invalid("level", "Use the decision block to block"));
+    }
+    if blocking && req.group.is_some() {
+        return Err(Problem::invalid(
+            "group",
+            "A blocked watcher is not put in your contact list, so not in a group either",
+        ));
     }
     if !pending_watchers(&web, &me.user).await?.contains(&watcher) {
         return Err(Problem::not_found(
             "This person is not waiting for your decision",
         ));
+    }
+    if blocking {
+        let record = block_person(&web, &me.user, &watcher).await?;
+        return Ok(Json(contact_json(&web, &me.user, &record)));
     }
     let group = req.group.map(Some);
     let (_, record) = save(&web, &me.user, &watcher, group, Some(Some(level))).await?;
