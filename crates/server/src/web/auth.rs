@@ -305,8 +305,7 @@ impl Sessions {
 
 /// An Argon2id hash of a random password, verified against when the user
 /// does not exist so that both cases cost the same.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c3dpdGNoYm9hcmRkdW1teQ$JcWOUvcqOeJMOJ2U/6NN0ZHHHRD2jPebDKkqjyW4nqI";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3dpdGNoYm9hcmRkdW1teQ$JcWOUvcqOeJMOJ2U/6NN0ZHHHRD2jPebDKkqjyW4nqI";
 
 #[cfg(test)]
 mod tests {

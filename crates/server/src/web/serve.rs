@@ -59,17 +59,20 @@ pub async fn listen(
 
 async fn connection(app: Router, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
     // SIP over WebSocket needs our end of the connection and whether it is TLS.
-    let conn = stream.local_addr().ok().map(|local| super::sipws::HttpConnection {
-        local,
-        tls: tls.is_some(),
-    });
-    let service = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            if let Some(c) = conn {
-                req.extensions_mut().insert(c);
-            }
-            req
+    let conn = stream
+        .local_addr()
+        .ok()
+        .map(|local| super::sipws::HttpConnection {
+            local,
+            tls: tls.is_some(),
         });
+    let service = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(c) = conn {
+            req.extensions_mut().insert(c);
+        }
+        req
+    });
     let service = TowerToHyperService::new(service);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -84,18 +87,17 @@ async fn connection(app: Router, stream: TcpStream, peer: SocketAddr, tls: Optio
                 .await
         }
         Some(acceptor) => {
-            let stream =
-                match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "HTTPS handshake timed out");
-                        return;
-                    }
-                };
+            let stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "HTTPS handshake timed out");
+                    return;
+                }
+            };
             builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
