@@ -254,13 +254,10 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     };
     if let (false, Some(tls)) = (config.sip.tls.is_empty(), &tls) {
         let addr: SocketAddr = config.sip.tls.parse()?;
-        let a = transport::spawn_tls_listener(
-            transports.clone(),
-            addr,
-            TlsAcceptor::from(tls.clone()),
-        )
-        .await
-        .with_context(|| format!("cannot listen on TLS {addr}"))?;
+        let a =
+            transport::spawn_tls_listener(transports.clone(), addr, TlsAcceptor::from(tls.clone()))
+                .await
+                .with_context(|| format!("cannot listen on TLS {addr}"))?;
         listening.push(format!("SIP TLS {a}"));
     }
     if !config.web.listen.is_empty() {

@@ -283,7 +283,8 @@ fn user_admin_grants_and_removes_the_administrator_role() {
         "alice@example.test is an administrator\n"
     );
     assert!(
-        sb.ok(&["user", "list"]).contains("alice@example.test\t\tadministrator"),
+        sb.ok(&["user", "list"])
+            .contains("alice@example.test\t\tadministrator"),
         "{}",
         sb.ok(&["user", "list"])
     );
@@ -295,7 +296,11 @@ fn user_admin_grants_and_removes_the_administrator_role() {
     assert_eq!(sb.json(&["user", "list", "--json"])[0]["admin"], false);
     let o = sb.run(&["user", "admin", "nobody@example.test", "on"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no such user: nobody@example.test"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no such user: nobody@example.test"),
+        "{}",
+        stderr(&o)
+    );
     let o = sb.run(&["user", "admin", "alice@example.test", "maybe"]);
     assert!(!o.status.success());
 }

@@ -8,7 +8,6 @@
 //! Membership rules, history and limits are the domain core's
 //! ([`switchboard_core::conference`]); this module speaks SIP.
 
-
 pub mod web;
 
 use super::events::{NewSubscription, Package, Resource, SubState, Subscription};

@@ -382,7 +382,10 @@ impl SipServer {
                     if let Some(h) = hook {
                         h(200);
                     }
-                    self.respond(&key, Response::to_request(&req, 200).with_to_tag(&ids::tag()));
+                    self.respond(
+                        &key,
+                        Response::to_request(&req, 200).with_to_tag(&ids::tag()),
+                    );
                 }
                 OnFailure::HoldOffline(msg) => {
                     if let Some(me) = self.arc() {

@@ -194,7 +194,12 @@ impl SipServer {
     }
 
     /// Tells `invitee`'s web sessions they are invited; true if any took it.
-    pub(super) fn invitation_to_web(&self, conf: &str, inviter: &Address, invitee: &Address) -> bool {
+    pub(super) fn invitation_to_web(
+        &self,
+        conf: &str,
+        inviter: &Address,
+        invitee: &Address,
+    ) -> bool {
         self.endpoints.deliver(
             invitee,
             EndpointEvent::Invitation {
