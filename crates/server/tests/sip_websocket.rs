@@ -564,6 +564,40 @@ async fn a_websocket_registration_ends_with_its_websocket() {
 #[tokio::test]
 async fn over_https_the_flow_is_wss() {
     let server = Server::with_users_and_config(&["alice", "bob"], "[web]\ntls = true\n");
+    assert!(
+        server
+            .stdout
+            .lock()
+            .expect("stdout")
+            .iter()
+            .any(|l| l == &format!("listening: HTTPS {}", server.http)),
+        "the HTTPS listener is announced"
+    );
+    // The API and the client are served over TLS with the generated certificate.
+    let mut https = open(&server, true).await;
+    https
+        .write_all(
+            b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    https.read_to_end(&mut answer).await.expect("response");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"openapi\""), "{answer}");
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = open(&server, false).await;
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, plain.read(&mut buf))
+        .await
+        .map(|r| r.unwrap_or(0))
+        .unwrap_or(0);
+    assert!(!buf[..n].starts_with(b"HTTP/"), "plain HTTP was answered");
     let mut alice = WsUa::connect(&server, "alice", true).await;
     assert_eq!(alice.register(600).await.status, 200);
     let bob = server.registered("bob", Transport::Udp).await;
