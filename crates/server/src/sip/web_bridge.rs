@@ -70,13 +70,9 @@ impl SipServer {
         }
         let now = switchboard_core::now_ms();
         let conversation = self.conversations.id(from, to, now, ids::long_token);
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if essence == switchboard_sip_bodies::iscomposing::CONTENT_TYPE {
+        if crate::web::events::essence(content_type)
+            == switchboard_sip_bodies::iscomposing::CONTENT_TYPE
+        {
             let Ok(doc) = IsComposing::parse(body) else {
                 return 0;
             };

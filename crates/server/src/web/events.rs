@@ -73,15 +73,18 @@ pub fn presence(person: &Address, view: &super::PresenceView) -> EventJson {
     EventJson::new("presence", v)
 }
 
+/// `type/subtype` of a Content-Type, lower-case (the raw text when it does
+/// not parse, so that it never matches a known type by accident).
+pub fn essence(content_type: &str) -> String {
+    switchboard_sip::MediaType::parse(content_type, "Content-Type")
+        .map(|m| m.essence())
+        .unwrap_or_else(|_| content_type.trim().to_ascii_lowercase())
+}
+
 /// A body as text for web clients: CPIM is unwrapped to its content, other
 /// bodies are read as UTF-8 (lossily: a client gets something readable).
 pub fn body_text(content_type: &str, body: &[u8]) -> (String, String) {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = essence(content_type);
     if essence == "message/cpim"
         && let Ok(cpim) = switchboard_sip_bodies::cpim::Cpim::parse(body)
     {
