@@ -112,7 +112,13 @@ pub fn chain_hash(prev_hash: &str, seq: i64, r: &NewArchiveRecord) -> String {
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// What `verify` found wrong.
@@ -287,6 +293,13 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn hashes_are_lower_case_hex_two_digits_per_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex_lower(&bytes), expected);
     }
 
     #[test]

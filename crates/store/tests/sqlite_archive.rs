@@ -238,48 +238,53 @@ async fn concurrent_appends_from_two_handles_form_one_gap_free_chain() {
 async fn conversations() -> SqliteArchive {
     let archive = SqliteArchive::open_in_memory().await.unwrap();
     archive
-        .append_archive(&[
-            rec("c1", 100, "alice@x", &["bob@x"], "Budget review tomorrow?"), // 1
-            rec(
-                "c1",
-                200,
-                "bob@x",
-                &["alice@x"],
-                "Yes, the budget REVIEW at ten",
-            ), // 2
-            rec("c2", 300, "alice@x", &["bob@x"], "conference before carol"), // 3
-            rec(
-                "c2",
-                400,
-                "carol@x",
-                &["alice@x", "bob@x", "carol@x"],
-                "carol joined",
-            ), // 4
-            rec(
-                "c2",
-                500,
-                "bob@x",
-                &["carol@x"],
-                "bob to carol only, résumé attached",
-            ), // 5
-            rec(
-                "c3",
-                600,
-                "bob@x",
-                &["dave@y"],
-                "lunch OR dinner? NEAR the budget",
-            ), // 6
-            rec(
-                "c3",
-                700,
-                "dave@y",
-                &["bob@x"],
-                "don't care, say \"pizza\" * 2",
-            ), // 7
-        ])
+        .append_archive(&conversation_records())
         .await
         .unwrap();
     archive
+}
+
+/// The records of [`conversations`].
+fn conversation_records() -> Vec<NewArchiveRecord> {
+    vec![
+        rec("c1", 100, "alice@x", &["bob@x"], "Budget review tomorrow?"), // 1
+        rec(
+            "c1",
+            200,
+            "bob@x",
+            &["alice@x"],
+            "Yes, the budget REVIEW at ten",
+        ), // 2
+        rec("c2", 300, "alice@x", &["bob@x"], "conference before carol"), // 3
+        rec(
+            "c2",
+            400,
+            "carol@x",
+            &["alice@x", "bob@x", "carol@x"],
+            "carol joined",
+        ), // 4
+        rec(
+            "c2",
+            500,
+            "bob@x",
+            &["carol@x"],
+            "bob to carol only, résumé attached",
+        ), // 5
+        rec(
+            "c3",
+            600,
+            "bob@x",
+            &["dave@y"],
+            "lunch OR dinner? NEAR the budget",
+        ), // 6
+        rec(
+            "c3",
+            700,
+            "dave@y",
+            &["bob@x"],
+            "don't care, say \"pizza\" * 2",
+        ), // 7
+    ]
 }
 
 fn q() -> ArchiveQuery {
@@ -1222,4 +1227,232 @@ async fn performance_sanity_100k_records() {
          user+text search {user_text_search:?}; default page + 100,000-record range {range:?}; \
          verify {verify_took:?}; conversations_to_mail {to_mail:?}; purge of 50,000 {purge:?}"
     );
+}
+
+/// The searches by party (`user`, `with`, both, with text) that the schema
+/// upgrade must answer exactly as before.
+fn party_queries() -> Vec<ArchiveQuery> {
+    let people = ["alice@x", "bob@x", "carol@x", "dave@y", "nobody@x"];
+    let mut out = Vec::new();
+    for u in people {
+        out.push(ArchiveQuery {
+            user: Some(u.to_owned()),
+            ..ArchiveQuery::default()
+        });
+        out.push(ArchiveQuery {
+            with: Some(u.to_owned()),
+            ..ArchiveQuery::default()
+        });
+        out.push(ArchiveQuery {
+            user: Some(u.to_owned()),
+            text: Some("budget".to_owned()),
+            ..ArchiveQuery::default()
+        });
+        for w in people {
+            out.push(ArchiveQuery {
+                user: Some(u.to_owned()),
+                with: Some(w.to_owned()),
+                ..ArchiveQuery::default()
+            });
+        }
+    }
+    out
+}
+
+/// An archive written with schema version 1 (one `archive_party` row per
+/// party and record, indexes by conversation and by sender) is upgraded when
+/// opened: no record is lost or changed, the chain verifies, every search by
+/// party answers as in an archive written by this version, and appending and
+/// purging go on.
+#[tokio::test]
+async fn an_archive_of_schema_version_1_is_upgraded_without_losing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let v1 = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite-archive/0001_archive.sql"
+        ),
+        v1.path().join("0001_archive.sql"),
+    )
+    .unwrap();
+    let migrator = sqlx::migrate::Migrator::new(v1.path()).await.unwrap();
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    migrator.run(&mut conn).await.unwrap();
+
+    // What version 1 wrote for the records of `conversations()`.
+    let records = conversation_records();
+    let mut prev = GENESIS.to_owned();
+    for (i, r) in records.iter().enumerate() {
+        let seq = i as i64 + 1;
+        let hash = chain_hash(&prev, seq, r);
+        sqlx::query(
+            "INSERT INTO archive_records (seq, conversation, kind, at_ms, sender, participants, \
+             content_type, body, text, outcome, external, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&r.conversation)
+        .bind(&r.kind)
+        .bind(r.at_ms)
+        .bind(&r.sender)
+        .bind(serde_json::to_string(&r.participants).unwrap())
+        .bind(&r.content_type)
+        .bind(&r.body)
+        .bind(&r.text)
+        .bind(&r.outcome)
+        .bind(r.external)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut parties: Vec<&str> = std::iter::once(r.sender.as_str())
+            .chain(r.participants.iter().map(String::as_str))
+            .collect();
+        parties.sort_unstable();
+        parties.dedup();
+        sqlx::query(
+            "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) \
+             VALUES (?1, ?2, ?2, 1) ON CONFLICT (conversation) DO UPDATE SET \
+             last_ms = max(last_ms, excluded.last_ms), records = records + 1",
+        )
+        .bind(&r.conversation)
+        .bind(r.at_ms)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for party in parties {
+            sqlx::query("INSERT INTO archive_party (address, seq) VALUES (?, ?)")
+                .bind(party)
+                .bind(seq)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO archive_conversation_parties (conversation, address) VALUES (?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.conversation)
+            .bind(party)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        prev = hash;
+    }
+    conn.close().await.unwrap();
+
+    let upgraded = open(&path).await;
+    let fresh = conversations().await;
+    let before: Vec<ArchiveRecord> = all(&fresh).await;
+    assert_eq!(all(&upgraded).await, before, "records unchanged");
+    assert_eq!(verify(&upgraded).await, vec![], "the chain verifies");
+    for query in party_queries() {
+        assert_eq!(
+            search(&upgraded, query.clone()).await,
+            search(&fresh, query.clone()).await,
+            "{query:?}"
+        );
+    }
+    let mut raw = raw(&path).await;
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE name IN \
+         ('archive_party', 'archive_records_by_sender', 'archive_records_by_conversation')",
+    )
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(
+        leftovers, 0,
+        "the version 1 party rows and indexes are gone"
+    );
+    let unset: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM archive_records WHERE party_set IS NULL")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!(unset, 0);
+    raw.close().await.unwrap();
+
+    // It goes on like a new archive.
+    let more = [
+        rec("c2", 800, "carol@x", &["alice@x", "bob@x"], "budget again"),
+        rec("c4", 900, "erin@x", &["alice@x"], "hello alice"),
+    ];
+    upgraded.append_archive(&more).await.unwrap();
+    fresh.append_archive(&more).await.unwrap();
+    assert_eq!(verify(&upgraded).await, vec![]);
+    assert_eq!(upgraded.purge_archive(450, false).await.unwrap(), 4);
+    assert_eq!(fresh.purge_archive(450, false).await.unwrap(), 4);
+    assert_eq!(verify(&upgraded).await, vec![]);
+    for query in party_queries() {
+        assert_eq!(
+            search(&upgraded, query.clone()).await,
+            search(&fresh, query.clone()).await,
+            "after append and purge: {query:?}"
+        );
+    }
+    for conversation in ["c1", "c2", "c3", "c4"] {
+        assert_eq!(
+            upgraded.conversation_summary(conversation).await.unwrap(),
+            fresh.conversation_summary(conversation).await.unwrap(),
+        );
+    }
+}
+
+/// A party's records are found through the sets of parties it was in: a
+/// member who left a conference is not a party of what was said after, one
+/// who joined is not a party of what was said before, and purging the last
+/// records of a set forgets it.
+#[tokio::test]
+async fn searches_by_party_follow_conference_membership_through_purges() {
+    let a = SqliteArchive::open_in_memory().await.unwrap();
+    let members = |n: usize| -> Vec<String> { (0..n).map(|i| format!("m{i:03}@x")).collect() };
+    let mut records = Vec::new();
+    // Three records among 250 members; then m000 has left and m250 joined;
+    // then m000 and m250 talk 1:1.
+    for (i, n) in [(0, 250usize), (1, 250), (2, 250)] {
+        let all = members(n);
+        let to: Vec<&str> = all.iter().skip(1).map(String::as_str).collect();
+        records.push(rec("conf", 100 + i, "m000@x", &to, "first round"));
+    }
+    let later: Vec<String> = members(251).into_iter().skip(1).collect();
+    let to: Vec<&str> = later.iter().skip(1).map(String::as_str).collect();
+    records.push(rec("conf", 200, "m001@x", &to, "second round"));
+    records.push(rec("c1", 300, "m000@x", &["m250@x"], "private"));
+    a.append_archive(&records).await.unwrap();
+    let user = |u: &str| ArchiveQuery {
+        user: Some(u.to_owned()),
+        ..ArchiveQuery::default()
+    };
+    assert_eq!(search(&a, user("m000@x")).await, vec![1, 2, 3, 5]);
+    assert_eq!(search(&a, user("m100@x")).await, vec![1, 2, 3, 4]);
+    assert_eq!(search(&a, user("m250@x")).await, vec![4, 5]);
+    assert_eq!(
+        search(
+            &a,
+            ArchiveQuery {
+                user: Some("m250@x".to_owned()),
+                with: Some("m000@x".to_owned()),
+                ..ArchiveQuery::default()
+            }
+        )
+        .await,
+        vec![4, 5],
+        "m000 was in the conference, before m250"
+    );
+    assert_eq!(a.purge_archive(150, false).await.unwrap(), 3);
+    assert_eq!(search(&a, user("m000@x")).await, vec![5]);
+    assert_eq!(search(&a, user("m100@x")).await, vec![4]);
+    let summary = a.conversation_summary("conf").await.unwrap().unwrap();
+    assert_eq!(
+        summary.participants, later,
+        "m000 left with the purged records"
+    );
+    assert_eq!(verify(&a).await, vec![]);
 }

@@ -73,13 +73,9 @@ const ARCHIVE_PRAGMAS: [(&str, &str); 3] = [
     ("wal_autocheckpoint", "4000"),
 ];
 
-/// Records per multi-row `INSERT` (13 bound values each, far below SQLite's
+/// Records per multi-row `INSERT` (14 bound values each, far below SQLite's
 /// limit of 32766 variables per statement).
 const RECORDS_PER_INSERT: usize = 100;
-/// Two-column rows (parties, conversation parties) per multi-row `INSERT`.
-const PAIRS_PER_INSERT: usize = 500;
-/// Conversation rows per multi-row upsert (4 values each).
-const CONVERSATIONS_PER_UPSERT: usize = 250;
 
 /// The SQLite compliance archive. Cheap to clone (clones share one connection
 /// pool).
@@ -236,23 +232,27 @@ struct Chained<'a> {
     seq: i64,
     record: &'a NewArchiveRecord,
     participants_json: String,
+    /// The key of its party set: see [`party_set_key`].
+    members: String,
     prev_hash: String,
     hash: String,
 }
 
 /// A conversation's share of one append.
-struct ConversationDelta<'a> {
+struct ConversationDelta {
     first_ms: i64,
     last_ms: i64,
     records: i64,
-    parties: BTreeSet<&'a str>,
 }
 
-/// The sender and participants of a record, each once.
-fn parties(r: &NewArchiveRecord) -> BTreeSet<&str> {
-    std::iter::once(r.sender.as_str())
+/// The key of a record's party set (`archive_party_sets.members`): the JSON
+/// array of its sender and participants, each once, sorted byte-wise.
+fn party_set_key(r: &NewArchiveRecord) -> StoreResult<String> {
+    let parties: BTreeSet<&str> = std::iter::once(r.sender.as_str())
         .chain(r.participants.iter().map(String::as_str))
-        .collect()
+        .collect();
+    serde_json::to_string(&parties)
+        .map_err(|e| StoreError::Backend(format!("append to archive: parties: {e}")))
 }
 
 /// Runs a multi-row statement; only full-size chunks (whose SQL text repeats)
@@ -271,15 +271,79 @@ async fn execute_chunk(
     Ok(())
 }
 
-/// Inserts chained records, their party rows and their conversations' rows,
-/// inside the caller's transaction (the FTS rows follow by trigger).
+/// JSON text of `value`, for statements that take a whole batch as one JSON
+/// parameter (read with `json_each`), so that their SQL text, and thus their
+/// prepared statement, is the same whatever the batch size.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("append to archive: {e}")))
+}
+
+/// The `set_id` of each party set key, creating the sets (and their member
+/// rows) that do not exist yet, inside the caller's transaction.
+async fn party_sets<'k>(
+    conn: &mut SqliteConnection,
+    keys: &BTreeSet<&'k str>,
+) -> StoreResult<BTreeMap<&'k str, i64>> {
+    let what = "append to archive";
+    let keys_json = json(keys)?;
+    let created: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO archive_party_sets (members) SELECT value FROM json_each(?1) WHERE 1 \
+         ON CONFLICT (members) DO NOTHING RETURNING set_id, members",
+    )
+    .bind(&keys_json)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    if !created.is_empty() {
+        let ids: Vec<i64> = created.iter().map(|(id, _)| *id).collect();
+        sqlx::query(
+            "INSERT INTO archive_set_members (address, set_id) \
+             SELECT j.value, s.set_id FROM json_each(?1) i \
+             JOIN archive_party_sets s ON s.set_id = i.value, json_each(s.members) j WHERE 1 \
+             ON CONFLICT (address, set_id) DO NOTHING",
+        )
+        .bind(json(&ids)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db(what))?;
+    }
+    let found: Vec<(i64, String)> = if created.len() == keys.len() {
+        created
+    } else {
+        sqlx::query_as(
+            "SELECT s.set_id, s.members FROM json_each(?1) k \
+             JOIN archive_party_sets s ON s.members = k.value",
+        )
+        .bind(&keys_json)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db(what))?
+    };
+    let ids: BTreeMap<&str, i64> = found
+        .into_iter()
+        .filter_map(|(id, members)| keys.get(members.as_str()).map(|k| (*k, id)))
+        .collect();
+    if ids.len() != keys.len() {
+        return Err(StoreError::Backend(
+            "append to archive: a party set was not found after its insert".to_owned(),
+        ));
+    }
+    Ok(ids)
+}
+
+/// Inserts chained records with their party sets, and their conversations'
+/// rows, inside the caller's transaction (the FTS rows follow by trigger).
 async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> StoreResult<()> {
     let what = "append to archive";
+    let keys: BTreeSet<&str> = rows.iter().map(|r| r.members.as_str()).collect();
+    let set_ids = party_sets(conn, &keys).await?;
+    let set_of = |row: &Chained<'_>| set_ids.get(row.members.as_str()).copied().unwrap_or(0);
+
     for chunk in rows.chunks(RECORDS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(concat!(
             "INSERT INTO archive_records (",
             record_columns!(),
-            ") "
+            ", party_set) "
         ));
         qb.push_values(chunk, |mut b, row| {
             let r = row.record;
@@ -295,73 +359,69 @@ async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> St
                 .push_bind(r.outcome.clone())
                 .push_bind(r.external)
                 .push_bind(row.prev_hash.clone())
-                .push_bind(row.hash.clone());
+                .push_bind(row.hash.clone())
+                .push_bind(set_of(row));
         });
         execute_chunk(conn, qb, chunk.len() == RECORDS_PER_INSERT, what).await?;
     }
 
-    let party_rows: Vec<(&str, i64)> = rows
-        .iter()
-        .flat_map(|row| parties(row.record).into_iter().map(move |a| (a, row.seq)))
-        .collect();
-    for chunk in party_rows.chunks(PAIRS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO archive_party (address, seq) ");
-        qb.push_values(chunk, |mut b, (address, seq)| {
-            b.push_bind(address.to_string()).push_bind(*seq);
-        });
-        execute_chunk(conn, qb, chunk.len() == PAIRS_PER_INSERT, what).await?;
-    }
-
-    let mut conversations: BTreeMap<&str, ConversationDelta<'_>> = BTreeMap::new();
+    let mut conversations: BTreeMap<&str, ConversationDelta> = BTreeMap::new();
     for row in rows {
         let r = row.record;
         let delta = conversations
             .entry(r.conversation.as_str())
-            .or_insert_with(|| ConversationDelta {
+            .or_insert(ConversationDelta {
                 first_ms: r.at_ms,
                 last_ms: r.at_ms,
                 records: 0,
-                parties: BTreeSet::new(),
             });
         delta.first_ms = delta.first_ms.min(r.at_ms);
         delta.last_ms = delta.last_ms.max(r.at_ms);
         delta.records += 1;
-        delta.parties.extend(parties(r));
     }
-    let deltas: Vec<(&str, &ConversationDelta<'_>)> =
-        conversations.iter().map(|(c, d)| (*c, d)).collect();
-    for chunk in deltas.chunks(CONVERSATIONS_PER_UPSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) ",
-        );
-        qb.push_values(chunk, |mut b, (conversation, d)| {
-            b.push_bind(conversation.to_string())
-                .push_bind(d.first_ms)
-                .push_bind(d.last_ms)
-                .push_bind(d.records);
-        });
-        qb.push(
-            " ON CONFLICT (conversation) DO UPDATE SET \
-             first_ms = min(first_ms, excluded.first_ms), \
-             last_ms = max(last_ms, excluded.last_ms), \
-             records = records + excluded.records",
-        );
-        execute_chunk(conn, qb, chunk.len() == CONVERSATIONS_PER_UPSERT, what).await?;
-    }
-    let conversation_parties: Vec<(&str, &str)> = conversations
+    let deltas: Vec<(&str, i64, i64, i64)> = conversations
         .iter()
-        .flat_map(|(c, d)| d.parties.iter().map(move |a| (*c, *a)))
+        .map(|(c, d)| (*c, d.first_ms, d.last_ms, d.records))
         .collect();
-    for chunk in conversation_parties.chunks(PAIRS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO archive_conversation_parties (conversation, address) ",
-        );
-        qb.push_values(chunk, |mut b, (conversation, address)| {
-            b.push_bind(conversation.to_string())
-                .push_bind(address.to_string());
-        });
-        qb.push(" ON CONFLICT (conversation, address) DO NOTHING");
-        execute_chunk(conn, qb, chunk.len() == PAIRS_PER_INSERT, what).await?;
+    sqlx::query(
+        "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE 1 \
+         ON CONFLICT (conversation) DO UPDATE SET \
+         first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms), \
+         records = records + excluded.records",
+    )
+    .bind(json(&deltas)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(what))?;
+
+    // The conversations' sets; a pair seen for the first time adds the set's
+    // members to the conversation's parties.
+    let pairs: BTreeSet<(i64, &str)> = rows
+        .iter()
+        .map(|row| (set_of(row), row.record.conversation.as_str()))
+        .collect();
+    let created: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO archive_conversation_sets (set_id, conversation) \
+         SELECT value ->> 0, value ->> 1 FROM json_each(?1) WHERE 1 \
+         ON CONFLICT (set_id, conversation) DO NOTHING RETURNING set_id, conversation",
+    )
+    .bind(json(&pairs)?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    if !created.is_empty() {
+        sqlx::query(
+            "INSERT INTO archive_conversation_parties (conversation, address) \
+             SELECT p.value ->> 1, j.value FROM json_each(?1) p \
+             JOIN archive_party_sets s ON s.set_id = p.value ->> 0, json_each(s.members) j \
+             WHERE 1 ON CONFLICT (conversation, address) DO NOTHING",
+        )
+        .bind(json(&created)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db(what))?;
     }
     Ok(())
 }
@@ -496,6 +556,7 @@ async fn append_in(
             seq,
             record,
             participants_json,
+            members: party_set_key(record)?,
             prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
             hash,
         });
@@ -559,9 +620,17 @@ impl Archive for SqliteArchive {
             " FROM archive_records WHERE 1 = 1"
         ));
         if let Some(user) = &q.user {
-            qb.push(" AND seq IN (SELECT seq FROM archive_party WHERE address = ")
-                .push_bind(user.clone())
-                .push(")");
+            // The user's party sets, the conversations that use them, and
+            // there the records of those sets (index by conversation and set).
+            qb.push(
+                " AND seq IN (SELECT r.seq FROM archive_set_members m \
+                 JOIN archive_conversation_sets cs ON cs.set_id = m.set_id \
+                 JOIN archive_records r \
+                 ON r.conversation = cs.conversation AND r.party_set = cs.set_id \
+                 WHERE m.address = ",
+            )
+            .push_bind(user.clone())
+            .push(")");
         }
         if let Some(with) = &q.with {
             qb.push(
@@ -683,11 +752,6 @@ impl Archive for SqliteArchive {
         let touched = serde_json::to_string(&touched)
             .map_err(|e| StoreError::Backend(format!("{what}: {e}")))?;
 
-        sqlx::query("DELETE FROM archive_party WHERE seq <= ?")
-            .bind(last_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db(what))?;
         let removed = sqlx::query("DELETE FROM archive_records WHERE seq <= ?")
             .bind(last_seq)
             .execute(&mut *tx)
@@ -726,12 +790,17 @@ impl Archive for SqliteArchive {
              records = (SELECT count(*) FROM archive_records r \
                         WHERE r.conversation = archive_conversations.conversation) \
              WHERE conversation IN (SELECT value FROM json_each(?1))",
-            "DELETE FROM archive_conversation_parties \
+            "DELETE FROM archive_conversation_sets \
              WHERE conversation IN (SELECT value FROM json_each(?1)) \
              AND NOT EXISTS (SELECT 1 FROM archive_records r \
-                             JOIN archive_party p ON p.seq = r.seq \
-                             WHERE r.conversation = archive_conversation_parties.conversation \
-                             AND p.address = archive_conversation_parties.address)",
+                             WHERE r.conversation = archive_conversation_sets.conversation \
+                             AND r.party_set = archive_conversation_sets.set_id)",
+            "DELETE FROM archive_conversation_parties \
+             WHERE conversation IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM archive_conversation_sets cs \
+                             JOIN archive_set_members m ON m.set_id = cs.set_id \
+                             WHERE cs.conversation = archive_conversation_parties.conversation \
+                             AND m.address = archive_conversation_parties.address)",
         ];
         for sql in statements {
             sqlx::query(sql)
@@ -739,6 +808,19 @@ impl Archive for SqliteArchive {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(what))?;
+        }
+        // Party sets no remaining record uses.
+        let orphans = [
+            "DELETE FROM archive_set_members WHERE (address, set_id) IN (\
+             SELECT j.value, s.set_id FROM archive_party_sets s, json_each(s.members) j \
+             WHERE NOT EXISTS \
+             (SELECT 1 FROM archive_conversation_sets cs WHERE cs.set_id = s.set_id))",
+            "DELETE FROM archive_party_sets WHERE NOT EXISTS \
+             (SELECT 1 FROM archive_conversation_sets cs \
+              WHERE cs.set_id = archive_party_sets.set_id)",
+        ];
+        for sql in orphans {
+            sqlx::query(sql).execute(&mut *tx).await.map_err(db(what))?;
         }
         tx.commit().await.map_err(db(what))?;
         Ok(removed)
