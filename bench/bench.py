@@ -249,6 +249,64 @@ def _kb_field(path: str, key: str) -> int:
     return 0
 
 
+def group_mem_kb(pgid: int) -> dict:
+    """One reading of a process group's memory: sum of Pss (smaps_rollup)
+    and of VmRSS over its processes, in KiB, how many processes and threads."""
+    pss = rss = threads = 0
+    pids = group_pids(pgid)
+    for pid in pids:
+        pss += _kb_field(f"/proc/{pid}/smaps_rollup", "Pss:")
+        rss += _kb_field(f"/proc/{pid}/status", "VmRSS:")
+        threads += _kb_field(f"/proc/{pid}/status", "Threads:")
+    return {"pss_kb": pss, "rss_sum_kb": rss, "processes": len(pids), "threads": threads}
+
+
+def memory_point(server: "Server", settle_timeout: float = 10.0, samples: int = 3,
+                 step: float = 0.2) -> dict:
+    """The server's memory at one point of a scenario: wait (at most
+    `settle_timeout` s) until it is idle (see settle()), then read the
+    group's PSS `samples` times `step` s apart; the median is the figure,
+    the samples show how steady it was."""
+    st = settle(server, timeout=settle_timeout)
+    reads = []
+    for i in range(samples):
+        if i:
+            time.sleep(step)
+        reads.append(group_mem_kb(server.pgid))
+    pss = sorted(r["pss_kb"] for r in reads)
+    rss = sorted(r["rss_sum_kb"] for r in reads)
+    return {"pss_kb": pss[len(pss) // 2], "rss_sum_kb": rss[len(rss) // 2],
+            "pss_samples_kb": [r["pss_kb"] for r in reads],
+            "processes": max(r["processes"] for r in reads),
+            "threads": max(r["threads"] for r in reads),
+            "idle": st["settled"], "settle_s": st["settle_s"]}
+
+
+def kib_per_subscription(before_kb: int | None, after_kb: int | None, subscriptions: int) -> float | None:
+    """Resident memory per subscription: (PSS after - PSS before) / number
+    of subscriptions, KiB (may be negative if the server gave memory back)."""
+    if before_kb is None or after_kb is None or subscriptions <= 0:
+        return None
+    return round((after_kb - before_kb) / subscriptions, 2)
+
+
+def subscription_memory(before: dict, after: dict, subscriptions: int, held: dict | None = None) -> dict:
+    """The JSON record of the per-subscription memory measurement."""
+    rec = {
+        "subscriptions": subscriptions,
+        "before": before,
+        "after": after,
+        "delta_pss_kb": after["pss_kb"] - before["pss_kb"],
+        "kib_per_subscription": kib_per_subscription(before["pss_kb"], after["pss_kb"], subscriptions),
+        "rss_sum_kib_per_subscription": kib_per_subscription(before["rss_sum_kb"], after["rss_sum_kb"],
+                                                             subscriptions),
+    }
+    if held is not None:
+        rec["held"] = held
+        rec["kib_per_subscription_held"] = kib_per_subscription(before["pss_kb"], held["pss_kb"], subscriptions)
+    return rec
+
+
 class MemSampler:
     """Samples the memory of a process group every `interval` seconds.
 
@@ -918,6 +976,9 @@ class SwitchboardServer(Server):
         if scenario == "conference":
             self.config_file = self.dir / "switchboard.toml"
             self.config_file.write_text(conference_config(self.opts))
+        elif scenario == "presence" and presence_config(self.opts):
+            self.config_file = self.dir / "switchboard.toml"
+            self.config_file.write_text(presence_config(self.opts))
 
     def enable_archiving(self) -> None:
         """Archive every MESSAGE between users of the domain, non-critical
@@ -1017,6 +1078,21 @@ def conference_config(opts: argparse.Namespace) -> str:
             "[conference]\n"
             "open_to_organisation = true\n"
             f"max_participants = {max(250, opts.participants)}\n")
+
+
+SWITCHBOARD_MAX_SUBSCRIPTIONS_PER_DEVICE = 2000  # Switchboard's default [presence] limit
+
+
+def presence_config(opts: argparse.Namespace) -> str | None:
+    """The configuration file `serve` gets in the presence scenario, or None
+    (default configuration). Every watcher subscribes from the one SIPp
+    socket, which Switchboard counts as one device: above its default limit
+    of subscriptions per device the limit is raised to --watchers."""
+    if opts.watchers <= SWITCHBOARD_MAX_SUBSCRIPTIONS_PER_DEVICE:
+        return None
+    return ("# written by bench/bench.py (presence scenario: all watchers share one SIPp socket)\n"
+            "[presence]\n"
+            f"max_subscriptions_per_device = {opts.watchers}\n")
 
 
 def parse_archive_status(text: str) -> dict:
@@ -1290,6 +1366,10 @@ def scenario_presence(server: Server, users: list[User], opts: argparse.Namespac
                      [(presentity.name, DOMAIN, presentity.name, presentity.auth_field())])
     res: dict = {"watchers": nw, "presentity": aor, "rounds": opts.rounds, "gap_ms": opts.gap_ms,
                  "subscribe_rate": opts.rate}
+    # 0. the server's memory idle, users provisioned, before any SUBSCRIBE
+    mem_before = memory_point(server)
+    log(f"{server.name}: presence: idle PSS {mem_before['pss_kb']:,} KiB before subscribing "
+        f"(samples {mem_before['pss_samples_kb']}, idle={mem_before['idle']})")
     cpu_sub = CpuWindow(server.pgid)
     mem = MemSampler(server.pgid).start()
     # 1. subscribe every watcher (digest-authenticated SUBSCRIBE, Event: presence)
@@ -1317,6 +1397,24 @@ def scenario_presence(server: Server, users: list[User], opts: argparse.Namespac
         w.kill()
         res["memory"] = mem.stop()
         raise BenchError(f"{server.name}: no watcher could subscribe\n" + w.diagnostics())
+    # memory with every subscription up (initial NOTIFYs answered), before
+    # any PUBLISH; optionally again after --sub-mem-hold s without traffic
+    mem_after = memory_point(server)
+    held = None
+    if opts.sub_mem_hold > 0:
+        log(f"{server.name}: presence: holding {opts.sub_mem_hold:g} s without traffic, then memory again")
+        t_hold = time.monotonic() + opts.sub_mem_hold
+        while time.monotonic() < t_hold:
+            server.check_alive()
+            time.sleep(min(1.0, max(0.0, t_hold - time.monotonic())))
+        held = memory_point(server)
+        held["hold_s"] = opts.sub_mem_hold
+    res["subscription_memory"] = subscription_memory(mem_before, mem_after, subscribed, held)
+    res["pss_kib_per_subscription"] = res["subscription_memory"]["kib_per_subscription"]
+    log(f"{server.name}: presence: PSS {mem_before['pss_kb']:,} -> {mem_after['pss_kb']:,} KiB "
+        f"with {subscribed} subscriptions: {res['pss_kib_per_subscription']} KiB per subscription"
+        + (f"; after {opts.sub_mem_hold:g} s: {held['pss_kb']:,} KiB, "
+           f"{res['subscription_memory']['kib_per_subscription_held']} KiB per subscription" if held else ""))
     # 2. publish `rounds` PIDF documents; every subscribed watcher should get
     #    one NOTIFY per round
     log(f"{server.name}: presence: {subscribed} subscribed; publishing {opts.rounds} rounds, {opts.gap_ms} ms apart")
@@ -1893,6 +1991,25 @@ def _mb(kb) -> str:
     return "-" if not kb else f"{kb / 1024:,.0f}"
 
 
+def subscription_memory_line(name: str, sm: dict) -> str:
+    """One line under the presence table: the per-subscription memory."""
+    b, a = sm["before"], sm["after"]
+    line = (f"{name}: resident memory per subscription: **{_fmt(sm['kib_per_subscription'], 2)} KiB** "
+            f"(PSS summed over {a['processes']} process{'es' if a['processes'] != 1 else ''}: "
+            f"{b['pss_kb']:,} KiB idle before SUBSCRIBE, {a['pss_kb']:,} KiB with {sm['subscriptions']:,} "
+            f"subscriptions up, {sm['delta_pss_kb']:+,} KiB; RSS sum "
+            f"{_fmt(sm.get('rss_sum_kib_per_subscription'), 2)} KiB per subscription"
+            + (f"; threads {b['threads']} -> {a['threads']}" if "threads" in b and "threads" in a else "")
+            + ")")
+    h = sm.get("held")
+    if h is not None:
+        line += (f"; after {h.get('hold_s', 0):g} s more without traffic: {h['pss_kb']:,} KiB, "
+                 f"{_fmt(sm.get('kib_per_subscription_held'), 2)} KiB per subscription")
+    if not (b.get("idle", True) and a.get("idle", True)):
+        line += " (server not idle at a memory reading: the figure may include in-flight work)"
+    return line + "."
+
+
 NO_KAMAILIO_CONFERENCE = ("Kamailio is not run: it has no IM conference focus (its `imc` module is a "
                           "different, MESSAGE-command chat room model), so there is nothing to compare; "
                           "the figures are Switchboard's alone.")
@@ -1915,8 +2032,8 @@ def markdown(result: dict) -> str:
         out.append("")
         out.append("| server | subscribed | NOTIFYs rcvd/expected | lost subs | fan-out last NOTIFY ms (median / max) "
                    "| NOTIFY/s (median) | server CPU ms per 1k NOTIFY | CPU ms per 1k SUBSCRIBE "
-                   "| peak PSS MB | peak RSS sum MB | other CPU s |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                   "| PSS KiB per subscription | peak PSS MB | peak RSS sum MB | other CPU s |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     elif sc == "conference":
         out.append(f"one conference of {p['participants']} participants (creator in an IM session, the others "
                    f"pager members); one pager member posts {p['messages']} messages at {p['rate']:g}/s, each "
@@ -1951,6 +2068,7 @@ def markdown(result: dict) -> str:
                 f"| {_fmt(r.get('fanout_last_ms_median'), 2)} / {_fmt(r.get('fanout_last_ms_max'), 2)} "
                 f"| {_fmt(r.get('notify_per_s_median'), 0)} | {_fmt(r.get('cpu_ms_per_1000'))} "
                 f"| {_fmt(r.get('subscribe_cpu_ms_per_1000'))} "
+                f"| {_fmt(r.get('pss_kib_per_subscription'), 2)} "
                 f"| {_mb(m.get('peak_pss_kb'))} | {_mb(m.get('peak_rss_sum_kb'))} "
                 f"| {_fmt(r['window']['background_cpu_s'], 2)} |")
         elif sc == "conference":
@@ -1979,6 +2097,8 @@ def markdown(result: dict) -> str:
     for name, r in servers.items():
         if r.get("status") != "ok":
             continue
+        if sc == "presence" and r.get("subscription_memory"):
+            out.append(subscription_memory_line(name, r["subscription_memory"]))
         if sc == "conference":
             f = r["fanout"]
             ev = r.get("server_log", {})
@@ -2120,6 +2240,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--watchers", type=int, default=1000, help="presence: number of watchers")
     ap.add_argument("--rounds", type=int, default=5, help="presence: number of PUBLISH rounds")
     ap.add_argument("--gap-ms", type=int, default=1000, help="presence: pause between PUBLISH rounds")
+    ap.add_argument("--sub-mem-hold", type=float, default=0.0,
+                    help="presence: after the memory reading with every subscription up, wait this many "
+                         "seconds without traffic and read the memory again (transactions kept by timers "
+                         "expire; at most 45 s minus watchers/rate: a watcher ends after 60 s without a NOTIFY)")
     ap.add_argument("--participants", type=int, default=250,
                     help="conference: participants (the creator + pager members; [conference] max_participants "
                          "is raised to match above 250)")
@@ -2158,6 +2282,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         opts.rate = DEFAULT_RATES[opts.scenario]
     if opts.rate <= 0 or opts.duration <= 0 or opts.users < 1 or opts.watchers < 1 or opts.rounds < 1:
         ap.error("rate, duration, users, watchers and rounds must be positive")
+    if opts.sub_mem_hold < 0 or (opts.sub_mem_hold > 0 and opts.sub_mem_hold + opts.watchers / opts.rate > 45):
+        ap.error("--sub-mem-hold: at most 45 s minus the subscription phase (--watchers / --rate): a watcher "
+                 "ends after 60 s without a NOTIFY")
     if opts.duration > 600 or opts.warmup > 120:
         ap.error("runs are bounded: --duration at most 600 s, --warmup at most 120 s")
     if opts.scenario == "conference":
@@ -2231,6 +2358,7 @@ def main(argv: list[str]) -> int:
             "duration": opts.duration, "warmup": opts.warmup, "rate": opts.rate, "limit": opts.limit,
             "users": users_needed(opts), "domain": DOMAIN, "transport": "udp",
             "watchers": opts.watchers, "rounds": opts.rounds, "gap_ms": opts.gap_ms,
+            "sub_mem_hold_s": opts.sub_mem_hold,
             "kamailio_children": opts.kamailio_children, "kamailio_shm_mb": opts.kamailio_shm,
             "switchboard_archiving": "compare" if opts.archiving_compare else opts.switchboard_archiving,
         },

@@ -5,6 +5,7 @@
 
 import contextlib
 import io
+import os
 import sys
 import tempfile
 import unittest
@@ -71,6 +72,70 @@ class RoundAttribution(unittest.TestCase):
         self.assertEqual(sorted(ntf[1]), [100.01, 100.02])
         self.assertEqual(ntf[2], [101.02])          # watcher 1 missed round 2
         self.assertEqual(sorted(ntf[3]), [102.01, 102.02])
+
+
+class SubscriptionMemory(unittest.TestCase):
+    @staticmethod
+    def point(pss, rss, procs=1):
+        return {"pss_kb": pss, "rss_sum_kb": rss, "pss_samples_kb": [pss] * 3, "processes": procs,
+                "idle": True, "settle_s": 0.5}
+
+    def test_kib_per_subscription(self):
+        self.assertEqual(bench.kib_per_subscription(80_000, 84_096, 1000), 4.1)
+        self.assertEqual(bench.kib_per_subscription(80_000, 80_000, 1000), 0.0)
+        self.assertEqual(bench.kib_per_subscription(80_000, 79_000, 2000), -0.5)  # memory given back
+        self.assertIsNone(bench.kib_per_subscription(80_000, 84_096, 0))
+        self.assertIsNone(bench.kib_per_subscription(None, 84_096, 1000))
+
+    def test_record_and_line_under_the_presence_table(self):
+        sm = bench.subscription_memory(self.point(75_000, 400_000, 8), self.point(78_000, 424_000, 8), 1000,
+                                       held=dict(self.point(77_500, 420_000, 8), hold_s=40.0))
+        self.assertEqual(sm["delta_pss_kb"], 3000)
+        self.assertEqual(sm["kib_per_subscription"], 3.0)
+        self.assertEqual(sm["rss_sum_kib_per_subscription"], 24.0)
+        self.assertEqual(sm["kib_per_subscription_held"], 2.5)
+        sm["before"]["threads"], sm["after"]["threads"] = 8, 8
+        line = bench.subscription_memory_line("kamailio", sm)
+        self.assertIn("threads 8 -> 8)", line)
+        self.assertIn("**3.00 KiB**", line)
+        self.assertIn("75,000 KiB idle before SUBSCRIBE, 78,000 KiB with 1,000 subscriptions up, +3,000 KiB", line)
+        self.assertIn("8 processes", line)
+        self.assertIn("after 40 s more without traffic: 77,500 KiB, 2.50 KiB per subscription", line)
+        self.assertNotIn("not idle", line)
+        sm = bench.subscription_memory(self.point(75_000, 75_000), dict(self.point(76_000, 76_000), idle=False), 500)
+        self.assertNotIn("held", sm)
+        self.assertIn("not idle", bench.subscription_memory_line("switchboard", sm))
+
+    def test_group_memory_of_this_process_group(self):
+        m = bench.group_mem_kb(os.getpgrp())
+        self.assertGreaterEqual(m["processes"], 1)
+        self.assertGreater(m["pss_kb"], 0)
+        self.assertGreaterEqual(m["rss_sum_kb"], m["pss_kb"])
+
+    def test_presence_table_has_the_column(self):
+        sm = bench.subscription_memory(self.point(75_000, 75_000), self.point(79_096, 79_096), 1000)
+        r = {"status": "ok", "subscribed": 1000, "watchers": 1000, "ops": 5000, "lost_subscriptions": 0,
+             "memory": {"peak_pss_kb": 81_920}, "window": {"background_cpu_s": 0.0, "wall_s": 6.0},
+             "subscription_memory": sm, "pss_kib_per_subscription": sm["kib_per_subscription"]}
+        result = {"scenario": "presence", "started": "t", "machine": {"cpus": 2, "kernel": "k"},
+                  "params": {"watchers": 1000, "rounds": 5, "gap_ms": 1000, "rate": 500.0},
+                  "servers": {"switchboard": r}}
+        md = bench.markdown(result)
+        self.assertIn("| PSS KiB per subscription |", md)
+        self.assertIn("| 4.10 | 80 |", md)
+        self.assertIn("switchboard: resident memory per subscription: **4.10 KiB**", md)
+
+    def test_presence_config_only_above_the_per_device_limit(self):
+        self.assertIsNone(bench.presence_config(bench.parse_args(["presence", "--watchers", "2000"])))
+        cfg = bench.presence_config(bench.parse_args(["presence", "--watchers", "5000"]))
+        self.assertIn("[presence]\nmax_subscriptions_per_device = 5000\n", cfg)
+
+    def test_hold_is_bounded_by_the_watchers_notify_timeout(self):
+        with contextlib.redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit):
+                bench.parse_args(["presence", "--watchers", "2000", "--sub-mem-hold", "45"])
+        o = bench.parse_args(["presence", "--watchers", "2000", "--sub-mem-hold", "40"])
+        self.assertEqual(o.sub_mem_hold, 40.0)
 
 
 class Users(unittest.TestCase):
