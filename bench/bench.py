@@ -894,7 +894,7 @@ class SwitchboardServer(Server):
 
       switchboard --data DIR domain add D
       switchboard --data DIR user add USER@D --password-stdin   (password on stdin)
-      switchboard --data DIR serve --domain D --sip-udp A --sip-tcp A --sip-tls A
+      switchboard --data DIR serve --domain D --sip-udp A --sip-tcp A --sip-tls A --http ""
     """
 
     name = "switchboard"
@@ -1025,7 +1025,9 @@ class SwitchboardServer(Server):
         cmd = [str(self.bin), "--data", str(self.data)] + cfg + ["serve", "--domain", DOMAIN,
                "--sip-udp", f"{LOOPBACK}:{self.port}",
                "--sip-tcp", f"{LOOPBACK}:{self.tcp_port}",
-               "--sip-tls", f"{LOOPBACK}:{self.tls_port}"]
+               "--sip-tls", f"{LOOPBACK}:{self.tls_port}",
+               # no HTTP listener: nothing outside loopback, nothing measured there
+               "--http", ""]
         (self.dir / "cmd.txt").write_text(" ".join(cmd) + "\n")
         # which build ran: on a shared machine target/release/switchboard is
         # rebuilt by others between runs (copy it elsewhere and pass
