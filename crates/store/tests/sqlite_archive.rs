@@ -1014,7 +1014,40 @@ async fn the_full_text_index_stays_consistent_through_purges_and_direct_edits() 
         .await,
         vec![2]
     );
-    assert_eq!(a.purge_archive(35, false).await.unwrap(), 3);
+    // A row forged into the file is not indexed (the backend indexes what it
+    // appends); editing or deleting it leaves the index consistent.
+    sqlx::query(
+        "INSERT INTO archive_records (seq, conversation, kind, at_ms, sender, participants, \
+         content_type, body, text, outcome, external, prev_hash, hash) \
+         VALUES (0, 'c', 'message', 1, 'mallory@x', '[]', 'text/plain', x'00', \
+         'forged message', 'delivered', 0, 'x', 'y')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let check_index = "INSERT INTO archive_text (archive_text, rank) VALUES ('integrity-check', 0)";
+    sqlx::query(check_index).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE archive_records SET text = 'forged again' WHERE seq = 0")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(check_index).execute(&mut conn).await.unwrap();
+    assert_eq!(
+        search(
+            &a,
+            ArchiveQuery {
+                text: Some("forged".into()),
+                ..q()
+            }
+        )
+        .await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        a.purge_archive(35, false).await.unwrap(),
+        4,
+        "the forged row too"
+    );
     sqlx::query(check).execute(&mut conn).await.unwrap();
     assert_eq!(
         search(

@@ -14,7 +14,7 @@
 //! - appends go through one connection kept aside for them, so its page cache
 //!   stays valid between appends; the connections keep temporary data (the
 //!   statement journal) in memory, have a 16 MiB page cache and checkpoint the
-//!   WAL every 4,000 pages (16 MiB) instead of 1,000, so that index pages
+//!   WAL every 16,000 pages (64 MiB) instead of 1,000, so that index pages
 //!   changed by every batch are copied into the database file less often;
 //! - the busy timeout can be shortened ([`SqliteArchive::open_with_busy_timeout`]),
 //!   so that in critical mode an archive that is locked or unwritable refuses
@@ -22,21 +22,24 @@
 //!
 //! Schema (see the migration for the details):
 //! - `archive_records`: the chain; `seq` is the rowid, so seq order is the
-//!   table's own order; indexes by conversation, time and sender;
-//! - `archive_party (address, seq)`: the sender and every participant of each
-//!   record, for "records this user sent or received";
+//!   table's own order; indexes by (conversation, party set) and time;
+//! - `archive_party_sets`, `archive_set_members`, `archive_conversation_sets`:
+//!   the distinct sets of parties (sender and participants) of records, who is
+//!   in each, and which conversations use each, for "records this user sent
+//!   or received";
 //! - `archive_conversations` and `archive_conversation_parties`: per
 //!   conversation its span, record count and everyone in it, maintained on
 //!   append and purge, for `with` searches, summaries and the mail job;
-//! - `archive_text`: an external-content FTS5 index over `text`, kept in step by
-//!   triggers;
+//! - `archive_text`: an external-content FTS5 index over `text`, written by
+//!   the backend for each appended batch, kept in step by triggers when
+//!   indexed records are deleted or edited;
 //! - `archive_anchor`: the `(seq, hash)` the remaining chain starts after;
 //! - `archive_mailed (conversation, mailbox)`: transcripts delivered.
 //!
 //! Only the records and the anchor are evidence; everything else is derived
 //! from the records and can be rebuilt from them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,12 +73,8 @@ macro_rules! record_columns {
 const ARCHIVE_PRAGMAS: [(&str, &str); 3] = [
     ("temp_store", "MEMORY"),
     ("cache_size", "-16384"),
-    ("wal_autocheckpoint", "4000"),
+    ("wal_autocheckpoint", "16000"),
 ];
-
-/// Records per multi-row `INSERT` (14 bound values each, far below SQLite's
-/// limit of 32766 variables per statement).
-const RECORDS_PER_INSERT: usize = 100;
 
 /// The SQLite compliance archive. Cheap to clone (clones share one connection
 /// pool).
@@ -238,13 +237,6 @@ struct Chained<'a> {
     hash: String,
 }
 
-/// A conversation's share of one append.
-struct ConversationDelta {
-    first_ms: i64,
-    last_ms: i64,
-    records: i64,
-}
-
 /// The key of a record's party set (`archive_party_sets.members`): the JSON
 /// array of its sender and participants, each once, sorted byte-wise.
 fn party_set_key(r: &NewArchiveRecord) -> StoreResult<String> {
@@ -278,70 +270,60 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("append to archive: {e}")))
 }
 
-/// The `set_id` of each party set key, creating the sets (and their member
-/// rows) that do not exist yet, inside the caller's transaction.
-async fn party_sets<'k>(
-    conn: &mut SqliteConnection,
-    keys: &BTreeSet<&'k str>,
-) -> StoreResult<BTreeMap<&'k str, i64>> {
+/// Creates the party sets of `keys` that do not exist yet, with their member
+/// rows, inside the caller's transaction.
+async fn ensure_party_sets(conn: &mut SqliteConnection, keys: &BTreeSet<&str>) -> StoreResult<()> {
     let what = "append to archive";
-    let keys_json = json(keys)?;
-    let created: Vec<(i64, String)> = sqlx::query_as(
+    let created: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO archive_party_sets (members) SELECT value FROM json_each(?1) WHERE 1 \
-         ON CONFLICT (members) DO NOTHING RETURNING set_id, members",
+         ON CONFLICT (members) DO NOTHING RETURNING set_id",
     )
-    .bind(&keys_json)
+    .bind(json(keys)?)
     .fetch_all(&mut *conn)
     .await
     .map_err(db(what))?;
     if !created.is_empty() {
-        let ids: Vec<i64> = created.iter().map(|(id, _)| *id).collect();
         sqlx::query(
             "INSERT INTO archive_set_members (address, set_id) \
              SELECT j.value, s.set_id FROM json_each(?1) i \
              JOIN archive_party_sets s ON s.set_id = i.value, json_each(s.members) j WHERE 1 \
              ON CONFLICT (address, set_id) DO NOTHING",
         )
-        .bind(json(&ids)?)
+        .bind(json(&created)?)
         .execute(&mut *conn)
         .await
         .map_err(db(what))?;
     }
-    let found: Vec<(i64, String)> = if created.len() == keys.len() {
-        created
-    } else {
-        sqlx::query_as(
-            "SELECT s.set_id, s.members FROM json_each(?1) k \
-             JOIN archive_party_sets s ON s.members = k.value",
-        )
-        .bind(&keys_json)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db(what))?
-    };
-    let ids: BTreeMap<&str, i64> = found
-        .into_iter()
-        .filter_map(|(id, members)| keys.get(members.as_str()).map(|k| (*k, id)))
-        .collect();
-    if ids.len() != keys.len() {
-        return Err(StoreError::Backend(
-            "append to archive: a party set was not found after its insert".to_owned(),
-        ));
-    }
-    Ok(ids)
+    Ok(())
 }
 
+/// Row counts of the multi-row record `INSERT`s: a batch is cut into chunks
+/// of these sizes (largest first), so that every statement's SQL text is one
+/// of four and stays prepared.
+const RECORD_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
 /// Inserts chained records with their party sets, and their conversations'
-/// rows, inside the caller's transaction (the FTS rows follow by trigger).
+/// rows and full text, inside the caller's transaction.
+/// The conversations' rows and sets are derived, in SQL, from the records
+/// just inserted (`seq` from the first to the last of `rows`).
 async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> StoreResult<()> {
     let what = "append to archive";
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(());
+    };
     let keys: BTreeSet<&str> = rows.iter().map(|r| r.members.as_str()).collect();
-    let set_ids = party_sets(conn, &keys).await?;
-    let set_of = |row: &Chained<'_>| set_ids.get(row.members.as_str()).copied().unwrap_or(0);
+    ensure_party_sets(conn, &keys).await?;
 
-    for chunk in rows.chunks(RECORDS_PER_INSERT) {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = RECORD_CHUNKS
+            .into_iter()
+            .find(|size| *size <= rest.len())
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         let mut qb = QueryBuilder::<Sqlite>::new(concat!(
-            "INSERT INTO archive_records (",
+            "INSERT OR FAIL INTO archive_records (",
             record_columns!(),
             ", party_set) "
         ));
@@ -360,54 +342,49 @@ async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> St
                 .push_bind(r.external)
                 .push_bind(row.prev_hash.clone())
                 .push_bind(row.hash.clone())
-                .push_bind(set_of(row));
+                .push("(SELECT set_id FROM archive_party_sets WHERE members = ")
+                .push_bind_unseparated(row.members.clone())
+                .push_unseparated(")");
         });
-        execute_chunk(conn, qb, chunk.len() == RECORDS_PER_INSERT, what).await?;
+        execute_chunk(conn, qb, true, what).await?;
     }
 
-    let mut conversations: BTreeMap<&str, ConversationDelta> = BTreeMap::new();
-    for row in rows {
-        let r = row.record;
-        let delta = conversations
-            .entry(r.conversation.as_str())
-            .or_insert(ConversationDelta {
-                first_ms: r.at_ms,
-                last_ms: r.at_ms,
-                records: 0,
-            });
-        delta.first_ms = delta.first_ms.min(r.at_ms);
-        delta.last_ms = delta.last_ms.max(r.at_ms);
-        delta.records += 1;
-    }
-    let deltas: Vec<(&str, i64, i64, i64)> = conversations
-        .iter()
-        .map(|(c, d)| (*c, d.first_ms, d.last_ms, d.records))
-        .collect();
+    // Their full text, in one statement: one new FTS5 segment per batch.
+    sqlx::query(
+        "INSERT INTO archive_text (rowid, text) SELECT seq, text FROM archive_records \
+         WHERE seq BETWEEN ?1 AND ?2",
+    )
+    .bind(first.seq)
+    .bind(last.seq)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(what))?;
+
     sqlx::query(
         "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE 1 \
+         SELECT conversation, min(at_ms), max(at_ms), count(*) FROM archive_records \
+         WHERE seq BETWEEN ?1 AND ?2 GROUP BY conversation \
          ON CONFLICT (conversation) DO UPDATE SET \
          first_ms = min(first_ms, excluded.first_ms), \
          last_ms = max(last_ms, excluded.last_ms), \
          records = records + excluded.records",
     )
-    .bind(json(&deltas)?)
+    .bind(first.seq)
+    .bind(last.seq)
     .execute(&mut *conn)
     .await
     .map_err(db(what))?;
 
     // The conversations' sets; a pair seen for the first time adds the set's
     // members to the conversation's parties.
-    let pairs: BTreeSet<(i64, &str)> = rows
-        .iter()
-        .map(|row| (set_of(row), row.record.conversation.as_str()))
-        .collect();
     let created: Vec<(i64, String)> = sqlx::query_as(
         "INSERT INTO archive_conversation_sets (set_id, conversation) \
-         SELECT value ->> 0, value ->> 1 FROM json_each(?1) WHERE 1 \
+         SELECT DISTINCT party_set, conversation FROM archive_records \
+         WHERE seq BETWEEN ?1 AND ?2 \
          ON CONFLICT (set_id, conversation) DO NOTHING RETURNING set_id, conversation",
     )
-    .bind(json(&pairs)?)
+    .bind(first.seq)
+    .bind(last.seq)
     .fetch_all(&mut *conn)
     .await
     .map_err(db(what))?;
@@ -570,8 +547,8 @@ async fn append_in(
 ///
 /// - Appends are one `BEGIN IMMEDIATE` transaction: the head is read, each
 ///   record gets the next `seq` and its [`chain_hash`], and the records, their
-///   party rows, their conversations' rows and (by trigger) their full-text
-///   entries are written; all or nothing. An empty batch writes nothing.
+///   party sets, their conversations' rows and their full-text entries are
+///   written; all or nothing. An empty batch writes nothing.
 /// - Searches and ranges return records in `seq` order (oldest first), at most
 ///   [`archive_limit`]`(limit)` of them.
 /// - "Participants" of a conversation are the senders and participants of its
