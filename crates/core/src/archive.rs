@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_store::archive::{Archive, NewArchiveRecord};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The archiving configuration (global): Skype for Business's
 /// `Set-CsArchivingConfiguration` in Switchboard's words.
@@ -139,21 +139,42 @@ pub struct ArchiveCounters {
 }
 
 struct Job {
-    records: Vec<NewArchiveRecord>,
+    record: NewArchiveRecord,
     /// Critical writes wait for the commit; the rest are spooled on failure.
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// Writes archive records in batches (group commit), spools what fails to a
 /// durable file and replays it when the archive is writable again.
+///
+/// Records are appended in the order they were captured, one transaction per
+/// batch:
+/// - non-critical records are gathered for up to [`GATHER`] (or until
+///   [`BATCH`] are waiting) and committed without waiting for the disk
+///   ([`Archive::append_archive_unsynced`]): one commit per batch instead of
+///   per record is what makes archiving cheap. A crash of the process loses
+///   what was still being gathered (at most [`GATHER`] of traffic), as it
+///   always lost what was queued; a committed batch survives it. A power loss
+///   can also lose the newest unsynced commits.
+/// - a critical record is committed at once, together with everything queued
+///   before it (non-critical records included), durably
+///   ([`Archive::append_archive`]); records captured meanwhile by other
+///   requests form the next batch, so concurrent critical requests share
+///   commits, and each waiter is released when the batch holding its record
+///   is on disk.
 pub struct Archiver {
     tx: mpsc::UnboundedSender<Job>,
+    /// Wakes the writer out of its gathering sleep for a critical record.
+    urgent: Arc<Notify>,
     healthy: Arc<AtomicBool>,
     pub counters: Arc<ArchiveCounters>,
 }
 
 /// Most records written in one transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
+
+/// How long non-critical records are gathered before they are committed.
+const GATHER: Duration = Duration::from_millis(500);
 
 impl Archiver {
     /// Starts the writer over `archive`, spooling to `spool` (a file).
@@ -164,6 +185,7 @@ impl Archiver {
         // Held while the spool is appended to or replayed, so that nothing is
         // appended between a replay's read and its truncation.
         let spool_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let urgent = Arc::new(Notify::new());
         tokio::spawn(writer(
             archive.clone(),
             spool.clone(),
@@ -171,6 +193,7 @@ impl Archiver {
             healthy.clone(),
             counters.clone(),
             spool_lock.clone(),
+            urgent.clone(),
         ));
         tokio::spawn(replayer(
             archive,
@@ -181,6 +204,7 @@ impl Archiver {
         ));
         Archiver {
             tx,
+            urgent,
             healthy,
             counters,
         }
@@ -189,10 +213,7 @@ impl Archiver {
     /// Records `record` without waiting; if the archive cannot take it, it is
     /// spooled durably and written later.
     pub fn capture(&self, record: NewArchiveRecord) {
-        let _ = self.tx.send(Job {
-            records: vec![record],
-            done: None,
-        });
+        let _ = self.tx.send(Job { record, done: None });
     }
 
     /// Records `record` and waits until it is committed (critical mode);
@@ -208,13 +229,14 @@ impl Archiver {
         if self
             .tx
             .send(Job {
-                records: vec![record],
+                record,
                 done: Some(done),
             })
             .is_err()
         {
             return Err("the archiver stopped".into());
         }
+        self.urgent.notify_one();
         let r = rx
             .await
             .unwrap_or_else(|_| Err("the archiver stopped".into()));
@@ -232,6 +254,53 @@ impl Archiver {
     }
 }
 
+/// The next batch, in capture order, once `first` arrived: with a critical
+/// record in it, whatever is queued now; otherwise what is queued within
+/// [`GATHER`] of `first`, cut short by a critical record (which joins it).
+/// At most [`BATCH`] records (the rest are the next batch's). `None` for the
+/// waiters of non-critical records.
+///
+/// The writer does not wait on the queue while it gathers: it sleeps, and
+/// only a critical capture wakes it (`urgent`), so that non-critical captures
+/// (one per message) do not each wake a task and a worker thread.
+async fn gather(
+    first: Job,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
+    urgent: &Notify,
+) -> (
+    Vec<NewArchiveRecord>,
+    Vec<Option<oneshot::Sender<Result<(), String>>>>,
+) {
+    let deadline = tokio::time::Instant::now() + GATHER;
+    let mut records = Vec::with_capacity(256);
+    let mut waiters = Vec::with_capacity(256);
+    let mut critical = first.done.is_some();
+    records.push(first.record);
+    waiters.push(first.done);
+    let mut slept = false;
+    loop {
+        while records.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    critical |= job.done.is_some();
+                    records.push(job.record);
+                    waiters.push(job.done);
+                }
+                Err(_) => break,
+            }
+        }
+        if critical || slept || records.len() >= BATCH {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = urgent.notified() => {}
+        }
+        slept = true;
+    }
+    (records, waiters)
+}
+
 async fn writer(
     archive: Arc<dyn Archive>,
     spool: PathBuf,
@@ -239,43 +308,35 @@ async fn writer(
     healthy: Arc<AtomicBool>,
     counters: Arc<ArchiveCounters>,
     spool_lock: Arc<tokio::sync::Mutex<()>>,
+    urgent: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let mut count = jobs[0].records.len();
-        while count < BATCH {
-            match rx.try_recv() {
-                Ok(j) => {
-                    count += j.records.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
-        let records: Vec<NewArchiveRecord> = jobs
-            .iter()
-            .flat_map(|j| j.records.iter().cloned())
-            .collect();
+        let (records, waiters) = gather(first, &mut rx, &urgent).await;
+        let critical = waiters.iter().any(Option::is_some);
         // While the archive is failing, non-critical records go straight to
         // the spool (keeping their order behind what is already there).
-        let result = if healthy.load(Ordering::Relaxed) {
+        let result: Result<(), String> = if !healthy.load(Ordering::Relaxed) {
+            Err("the archive is unavailable".into())
+        } else if critical {
             archive
                 .append_archive(&records)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         } else {
-            Err("the archive is unavailable".into())
+            archive
+                .append_archive_unsynced(&records)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         };
         match result {
             Ok(()) => {
                 counters
                     .written
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
-                for j in jobs {
-                    if let Some(d) = j.done {
-                        let _ = d.send(Ok(()));
-                    }
+                for done in waiters.into_iter().flatten() {
+                    let _ = done.send(Ok(()));
                 }
             }
             Err(e) => {
@@ -283,10 +344,11 @@ async fn writer(
                     tracing::error!(error = %e, "archive unavailable: records are spooled until it recovers");
                 }
                 counters.failures.fetch_add(1, Ordering::Relaxed);
-                let spooled: Vec<NewArchiveRecord> = jobs
+                let spooled: Vec<&NewArchiveRecord> = records
                     .iter()
-                    .filter(|j| j.done.is_none())
-                    .flat_map(|j| j.records.iter().cloned())
+                    .zip(&waiters)
+                    .filter(|(_, done)| done.is_none())
+                    .map(|(r, _)| r)
                     .collect();
                 if !spooled.is_empty() {
                     let _guard = spool_lock.lock().await;
@@ -301,17 +363,15 @@ async fn writer(
                         }
                     }
                 }
-                for j in jobs {
-                    if let Some(d) = j.done {
-                        let _ = d.send(Err(e.clone()));
-                    }
+                for done in waiters.into_iter().flatten() {
+                    let _ = done.send(Err(e.clone()));
                 }
             }
         }
     }
 }
 
-fn append_spool(path: &std::path::Path, records: &[NewArchiveRecord]) -> std::io::Result<()> {
+fn append_spool(path: &std::path::Path, records: &[&NewArchiveRecord]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -446,12 +506,247 @@ mod tests {
             outcome: "delivered".into(),
             external: false,
         };
-        append_spool(&path, &[r.clone(), r.clone()]).expect("spool");
+        append_spool(&path, &[&r, &r]).expect("spool");
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .and_then(|mut f| f.write_all(b"{\"conversation\":"))
             .expect("torn");
         assert_eq!(read_spool(&path).expect("read"), vec![r.clone(), r]);
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    use switchboard_store::StoreResult;
+    use switchboard_store::archive::{ArchiveQuery, ArchiveRecord, ConversationSummary};
+    use switchboard_store::sqlite::SqliteArchive;
+
+    /// An in-memory archive that records each append (batch size, durable)
+    /// and can be made to fail.
+    struct Recording {
+        inner: SqliteArchive,
+        appends: Mutex<Vec<(usize, bool)>>,
+        failing: AtomicBool,
+    }
+
+    impl Recording {
+        async fn new() -> Arc<Recording> {
+            Arc::new(Recording {
+                inner: SqliteArchive::open_in_memory().await.expect("archive"),
+                appends: Mutex::new(Vec::new()),
+                failing: AtomicBool::new(false),
+            })
+        }
+
+        fn appends(&self) -> Vec<(usize, bool)> {
+            self.appends.lock().expect("lock").clone()
+        }
+
+        async fn append(
+            &self,
+            records: &[NewArchiveRecord],
+            durable: bool,
+        ) -> StoreResult<Vec<i64>> {
+            if self.failing.load(Ordering::Relaxed) {
+                return Err(switchboard_store::StoreError::Unavailable("failing".into()));
+            }
+            self.appends
+                .lock()
+                .expect("lock")
+                .push((records.len(), durable));
+            self.inner.append_archive(records).await
+        }
+
+        async fn texts(&self) -> Vec<String> {
+            self.inner
+                .archive_range(0, 0)
+                .await
+                .expect("range")
+                .into_iter()
+                .map(|r| r.record.text)
+                .collect()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Archive for Recording {
+        async fn append_archive(&self, records: &[NewArchiveRecord]) -> StoreResult<Vec<i64>> {
+            self.append(records, true).await
+        }
+        async fn append_archive_unsynced(
+            &self,
+            records: &[NewArchiveRecord],
+        ) -> StoreResult<Vec<i64>> {
+            self.append(records, false).await
+        }
+        async fn search_archive(&self, q: &ArchiveQuery) -> StoreResult<Vec<ArchiveRecord>> {
+            self.inner.search_archive(q).await
+        }
+        async fn archive_range(&self, after: i64, limit: u32) -> StoreResult<Vec<ArchiveRecord>> {
+            self.inner.archive_range(after, limit).await
+        }
+        async fn archive_anchor(&self) -> StoreResult<(i64, String)> {
+            self.inner.archive_anchor().await
+        }
+        async fn archive_head(&self) -> StoreResult<Option<(i64, String)>> {
+            self.inner.archive_head().await
+        }
+        async fn purge_archive(&self, before_ms: i64, only_mailed: bool) -> StoreResult<u64> {
+            self.inner.purge_archive(before_ms, only_mailed).await
+        }
+        async fn conversations_to_mail(
+            &self,
+            idle_before_ms: i64,
+            limit: u32,
+        ) -> StoreResult<Vec<ConversationSummary>> {
+            self.inner
+                .conversations_to_mail(idle_before_ms, limit)
+                .await
+        }
+        async fn conversation_summary(
+            &self,
+            conversation: &str,
+        ) -> StoreResult<Option<ConversationSummary>> {
+            self.inner.conversation_summary(conversation).await
+        }
+        async fn mark_mailed(
+            &self,
+            conversation: &str,
+            mailbox: &str,
+            at_ms: i64,
+        ) -> StoreResult<()> {
+            self.inner.mark_mailed(conversation, mailbox, at_ms).await
+        }
+        async fn mailed(&self, conversation: &str) -> StoreResult<Vec<String>> {
+            self.inner.mailed(conversation).await
+        }
+        async fn archive_health(&self) -> StoreResult<()> {
+            if self.failing.load(Ordering::Relaxed) {
+                return Err(switchboard_store::StoreError::Unavailable("failing".into()));
+            }
+            self.inner.archive_health().await
+        }
+    }
+
+    fn record(text: &str) -> NewArchiveRecord {
+        NewArchiveRecord {
+            conversation: "c".into(),
+            kind: "message".into(),
+            at_ms: 1,
+            sender: "a@x".into(),
+            participants: vec!["b@x".into()],
+            content_type: "text/plain".into(),
+            body: text.as_bytes().to_vec(),
+            text: text.into(),
+            outcome: "delivered".into(),
+            external: false,
+        }
+    }
+
+    /// Waits (up to 5 s) until `n` records were written.
+    async fn written(archiver: &Archiver, n: u64) {
+        let start = Instant::now();
+        while archiver.counters.written.load(Ordering::Relaxed) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "records not written"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn non_critical_records_are_gathered_into_one_unsynced_commit_in_order() {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        let texts: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        for t in &texts {
+            archiver.capture(record(t));
+        }
+        written(&archiver, 50).await;
+        assert_eq!(archive.appends(), vec![(50, false)]);
+        assert_eq!(archive.texts().await, texts);
+        assert_eq!(
+            archive
+                .inner
+                .archive_head()
+                .await
+                .expect("head")
+                .map(|h| h.0),
+            Some(50)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_critical_record_is_committed_at_once_and_durably_with_what_was_queued_before_it() {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        archiver.capture(record("before 1"));
+        archiver.capture(record("before 2"));
+        let started = Instant::now();
+        archiver
+            .capture_critical(record("critical"))
+            .await
+            .expect("committed");
+        assert!(
+            started.elapsed() < GATHER * 10,
+            "the critical record did not wait for the gathering window to pass"
+        );
+        assert_eq!(archive.appends(), vec![(3, true)]);
+        assert_eq!(
+            archive.texts().await,
+            vec!["before 1", "before 2", "critical"]
+        );
+
+        // Concurrent critical requests share commits; every one is released
+        // with its record on disk.
+        let archiver = Arc::new(archiver);
+        let waiters: Vec<_> = (0..20)
+            .map(|i| {
+                let archiver = archiver.clone();
+                tokio::spawn(
+                    async move { archiver.capture_critical(record(&format!("c{i}"))).await },
+                )
+            })
+            .collect();
+        for w in waiters {
+            w.await.expect("task").expect("committed");
+        }
+        let appends = archive.appends();
+        assert!(appends.iter().all(|(_, durable)| *durable), "{appends:?}");
+        assert_eq!(appends.iter().map(|(n, _)| n).sum::<usize>(), 23);
+        assert_eq!(archive.texts().await.len(), 23);
+    }
+
+    #[tokio::test]
+    async fn when_the_archive_fails_non_critical_records_are_spooled_and_replayed_critical_refused()
+    {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = dir.path().join("spool");
+        let archiver = Archiver::start(archive.clone(), spool.clone());
+        archive.failing.store(true, Ordering::Relaxed);
+        archiver.capture(record("kept 1"));
+        archiver.capture(record("kept 2"));
+        assert!(archiver.capture_critical(record("refused")).await.is_err());
+        assert!(!archiver.is_healthy());
+        assert_eq!(
+            read_spool(&spool)
+                .expect("spool")
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>(),
+            vec!["kept 1", "kept 2"]
+        );
+        archive.failing.store(false, Ordering::Relaxed);
+        written(&archiver, 2).await;
+        assert_eq!(archive.texts().await, vec!["kept 1", "kept 2"]);
+        assert!(archiver.is_healthy());
     }
 }
