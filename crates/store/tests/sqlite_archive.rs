@@ -1014,8 +1014,9 @@ async fn the_full_text_index_stays_consistent_through_purges_and_direct_edits() 
         .await,
         vec![2]
     );
-    // A row forged into the file is not indexed (the backend indexes what it
-    // appends); editing or deleting it leaves the index consistent.
+    // A row forged into the file is indexed by the insert trigger (the
+    // backend indexes what it appends itself), so searches show it like any
+    // record; editing or deleting it keeps the indexes consistent.
     sqlx::query(
         "INSERT INTO archive_records (seq, conversation, kind, at_ms, sender, participants, \
          content_type, body, text, outcome, external, prev_hash, hash) \
@@ -1025,30 +1026,31 @@ async fn the_full_text_index_stays_consistent_through_purges_and_direct_edits() 
     .execute(&mut conn)
     .await
     .unwrap();
-    let check_index = "INSERT INTO archive_text (archive_text, rank) VALUES ('integrity-check', 0)";
-    sqlx::query(check_index).execute(&mut conn).await.unwrap();
+    sqlx::query(check).execute(&mut conn).await.unwrap();
+    let text = |t: &str| ArchiveQuery {
+        text: Some(t.into()),
+        ..q()
+    };
+    assert_eq!(search(&a, text("forged")).await, vec![0]);
     sqlx::query("UPDATE archive_records SET text = 'forged again' WHERE seq = 0")
         .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query(check_index).execute(&mut conn).await.unwrap();
-    assert_eq!(
-        search(
-            &a,
-            ArchiveQuery {
-                text: Some("forged".into()),
-                ..q()
-            }
-        )
-        .await,
-        Vec::<i64>::new()
-    );
+    sqlx::query(check).execute(&mut conn).await.unwrap();
+    assert_eq!(search(&a, text("again")).await, vec![0]);
     assert_eq!(
         a.purge_archive(35, false).await.unwrap(),
         4,
         "the forged row too"
     );
     sqlx::query(check).execute(&mut conn).await.unwrap();
+    sqlx::query(
+        "INSERT INTO archive_thread_index (archive_thread_index, rank) \
+         VALUES ('integrity-check', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(
         search(
             &a,
@@ -1395,7 +1397,8 @@ async fn an_archive_of_schema_version_1_is_upgraded_without_losing_anything() {
     let mut raw = raw(&path).await;
     let leftovers: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sqlite_master WHERE name IN \
-         ('archive_party', 'archive_records_by_sender', 'archive_records_by_conversation')",
+         ('archive_party', 'archive_records_by_sender', 'archive_records_by_conversation', \
+          'archive_conversation_sets', 'archive_records_by_conversation_set')",
     )
     .fetch_one(&mut raw)
     .await
@@ -1405,11 +1408,17 @@ async fn an_archive_of_schema_version_1_is_upgraded_without_losing_anything() {
         "the version 1 party rows and indexes are gone"
     );
     let unset: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM archive_records WHERE party_set IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM archive_records WHERE thread IS NULL")
             .fetch_one(&mut raw)
             .await
             .unwrap();
     assert_eq!(unset, 0);
+    for check in [
+        "INSERT INTO archive_text (archive_text, rank) VALUES ('integrity-check', 1)",
+        "INSERT INTO archive_thread_index (archive_thread_index, rank) VALUES ('integrity-check', 1)",
+    ] {
+        sqlx::query(check).execute(&mut raw).await.unwrap();
+    }
     raw.close().await.unwrap();
 
     // It goes on like a new archive.
@@ -1488,4 +1497,33 @@ async fn searches_by_party_follow_conference_membership_through_purges() {
         "m000 left with the purged records"
     );
     assert_eq!(verify(&a).await, vec![]);
+}
+
+/// A handle remembers the threads it has used; a purge by another handle (or
+/// process) that removes them makes it look them up again, so that what it
+/// appends next is still found by party and by conversation.
+#[tokio::test]
+async fn threads_remembered_by_a_handle_survive_a_purge_made_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let a = open(&path).await;
+    let b = open(&path).await;
+    a.append_archive(&[rec("c", 10, "alice@x", &["bob@x"], "first")])
+        .await
+        .unwrap();
+    assert_eq!(b.purge_archive(100, false).await.unwrap(), 1);
+    a.append_archive(&[rec("c", 200, "alice@x", &["bob@x"], "second")])
+        .await
+        .unwrap();
+    let by = |user: Option<&str>, conversation: Option<&str>| ArchiveQuery {
+        user: user.map(str::to_owned),
+        conversation: conversation.map(str::to_owned),
+        ..ArchiveQuery::default()
+    };
+    assert_eq!(search(&a, by(Some("bob@x"), None)).await, vec![2]);
+    assert_eq!(search(&b, by(None, Some("c"))).await, vec![2]);
+    let summary = b.conversation_summary("c").await.unwrap().unwrap();
+    assert_eq!(summary.participants, vec!["alice@x", "bob@x"]);
+    assert_eq!(summary.records, 1);
+    assert_eq!(verify(&b).await, vec![]);
 }

@@ -20,26 +20,38 @@
 //!   so that in critical mode an archive that is locked or unwritable refuses
 //!   IM within about a second instead of holding every message for five.
 //!
-//! Schema (see the migration for the details):
+//! Schema (see the migrations for the details):
 //! - `archive_records`: the chain; `seq` is the rowid, so seq order is the
-//!   table's own order; indexes by (conversation, party set) and time;
-//! - `archive_party_sets`, `archive_set_members`, `archive_conversation_sets`:
-//!   the distinct sets of parties (sender and participants) of records, who is
-//!   in each, and which conversations use each, for "records this user sent
-//!   or received";
+//!   table's own order; an index by time; each record names its `thread`;
+//! - `archive_party_sets (set_id, members)` and `archive_set_members`: the
+//!   distinct sets of parties (sender and participants, sorted) of records and
+//!   who is in each;
+//! - `archive_threads (thread, conversation, set_id)`: one per conversation
+//!   and party set (a 1:1 conversation; a conference between membership
+//!   changes);
+//! - `archive_thread_index`: an external-content FTS5 index (rowids only) of
+//!   the records' thread numbers. "Records of conversation C" and "records X
+//!   sent or received" are the records of C's threads, of the threads of X's
+//!   sets: one FTS5 query. Unlike a B-tree index keyed by conversation, which
+//!   every record modified at a scattered page, FTS5 writes the thread
+//!   numbers of a batch as one small segment;
 //! - `archive_conversations` and `archive_conversation_parties`: per
 //!   conversation its span, record count and everyone in it, maintained on
 //!   append and purge, for `with` searches, summaries and the mail job;
-//! - `archive_text`: an external-content FTS5 index over `text`, written by
-//!   the backend for each appended batch, kept in step by triggers when
-//!   indexed records are deleted or edited;
+//! - `archive_text`: an external-content FTS5 index over `text`;
+//! - both FTS5 indexes are written by the backend, one statement each per
+//!   appended batch (one segment per batch; `archive_meta.backend_indexes`
+//!   is 1 meanwhile, inside its transaction), and by a trigger for rows
+//!   inserted by other means (a forgery with the sqlite3 shell shows in
+//!   searches like any record); triggers keep them in step when indexed
+//!   records are deleted or edited;
 //! - `archive_anchor`: the `(seq, hash)` the remaining chain starts after;
 //! - `archive_mailed (conversation, mailbox)`: transcripts delivered.
 //!
 //! Only the records and the anchor are evidence; everything else is derived
 //! from the records and can be rebuilt from them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +102,63 @@ pub struct SqliteArchive {
     /// which the pool's rotation among idle connections would defeat (every
     /// connection's cache is discarded when another one has written).
     writer: Option<Arc<Mutex<Option<PoolConnection<Sqlite>>>>>,
+    /// Threads already in the archive, so that appends look up only the
+    /// `(conversation, party set)` pairs they have not seen.
+    threads: Arc<std::sync::Mutex<ThreadCache>>,
+}
+
+/// The threads an archive handle has seen, valid for one purge generation:
+/// threads (and sets) are only ever removed by a purge, which bumps
+/// `archive_meta.purge_generation` (in whichever process it runs), and an
+/// append that reads another generation starts the cache afresh.
+#[derive(Debug, Default)]
+struct ThreadCache {
+    generation: i64,
+    /// conversation -> party set key -> thread.
+    threads: HashMap<String, HashMap<String, i64>>,
+    len: usize,
+}
+
+/// Most threads a handle remembers; past that the cache starts afresh (a
+/// 1:1 conversation gets a new id, so a new thread, after an hour of silence).
+const THREAD_CACHE_MAX: usize = 100_000;
+
+impl ThreadCache {
+    fn get(&self, conversation: &str, members: &str) -> Option<i64> {
+        self.threads.get(conversation)?.get(members).copied()
+    }
+
+    /// Remembers threads committed under `generation`.
+    fn remember(&mut self, generation: i64, learned: Vec<(String, String, i64)>) {
+        if generation != self.generation {
+            return;
+        }
+        if self.len + learned.len() > THREAD_CACHE_MAX {
+            self.threads.clear();
+            self.len = 0;
+        }
+        for (conversation, members, thread) in learned {
+            if self
+                .threads
+                .entry(conversation)
+                .or_default()
+                .insert(members, thread)
+                .is_none()
+            {
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Forgets everything if the archive's purge generation is not the one
+    /// the cache was filled under.
+    fn check(&mut self, generation: i64) {
+        if generation != self.generation {
+            self.threads.clear();
+            self.len = 0;
+            self.generation = generation;
+        }
+    }
 }
 
 impl SqliteArchive {
@@ -129,6 +198,7 @@ impl SqliteArchive {
         Ok(SqliteArchive {
             pool,
             writer: Some(Arc::new(Mutex::new(None))),
+            threads: Arc::default(),
         })
     }
 
@@ -137,7 +207,11 @@ impl SqliteArchive {
     pub async fn open_in_memory() -> StoreResult<SqliteArchive> {
         let pool = open_memory(&ARCHIVE_MIGRATOR).await?;
         // One connection only: appends take it from the pool like every call.
-        Ok(SqliteArchive { pool, writer: None })
+        Ok(SqliteArchive {
+            pool,
+            writer: None,
+            threads: Arc::default(),
+        })
     }
 
     /// Closes every connection, waiting for them, so that the last one can
@@ -247,19 +321,13 @@ fn party_set_key(r: &NewArchiveRecord) -> StoreResult<String> {
         .map_err(|e| StoreError::Backend(format!("append to archive: parties: {e}")))
 }
 
-/// Runs a multi-row statement; only full-size chunks (whose SQL text repeats)
-/// are kept in the connection's prepared-statement cache.
+/// Runs a multi-row statement, kept prepared in the connection's cache.
 async fn execute_chunk(
     conn: &mut SqliteConnection,
     mut qb: QueryBuilder<Sqlite>,
-    full_size: bool,
     what: &str,
 ) -> StoreResult<()> {
-    qb.build()
-        .persistent(full_size)
-        .execute(conn)
-        .await
-        .map_err(db(what))?;
+    qb.build().execute(conn).await.map_err(db(what))?;
     Ok(())
 }
 
@@ -299,35 +367,165 @@ async fn ensure_party_sets(conn: &mut SqliteConnection, keys: &BTreeSet<&str>) -
 
 /// Row counts of the multi-row record `INSERT`s: a batch is cut into chunks
 /// of these sizes (largest first), so that every statement's SQL text is one
-/// of four and stays prepared.
-const RECORD_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// of five and stays prepared.
+const RECORD_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
-/// Inserts chained records with their party sets, and their conversations'
-/// rows and full text, inside the caller's transaction.
-/// The conversations' rows and sets are derived, in SQL, from the records
-/// just inserted (`seq` from the first to the last of `rows`).
-async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> StoreResult<()> {
+/// The thread of each `(conversation, party set key)` pair, creating the
+/// threads that do not exist yet (their sets must exist) and adding their
+/// members to their conversations' parties, inside the caller's transaction.
+/// Returns the threads in the order of `pairs`.
+async fn ensure_threads(
+    conn: &mut SqliteConnection,
+    pairs: &[(&str, &str)],
+) -> StoreResult<Vec<i64>> {
+    let what = "append to archive";
+    let pairs_json = json(pairs)?;
+    let created: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO archive_threads (conversation, set_id) \
+         SELECT p.value ->> 0, s.set_id FROM json_each(?1) p \
+         JOIN archive_party_sets s ON s.members = p.value ->> 1 WHERE 1 \
+         ON CONFLICT (conversation, set_id) DO NOTHING RETURNING set_id, conversation",
+    )
+    .bind(&pairs_json)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    if !created.is_empty() {
+        // A new thread brings its set's members into the conversation (whose
+        // row the caller has written already).
+        sqlx::query(
+            "INSERT INTO archive_conversation_parties (conversation, address) \
+             SELECT p.value ->> 1, j.value FROM json_each(?1) p \
+             JOIN archive_party_sets s ON s.set_id = p.value ->> 0, json_each(s.members) j \
+             WHERE 1 ON CONFLICT (conversation, address) DO NOTHING",
+        )
+        .bind(json(&created)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db(what))?;
+    }
+    // One row: the thread of each pair, by the pair's position.
+    let found: String = sqlx::query_scalar(
+        "SELECT json_group_object(p.key, t.thread) FROM json_each(?1) p \
+         JOIN archive_party_sets s ON s.members = p.value ->> 1 \
+         JOIN archive_threads t ON t.conversation = p.value ->> 0 AND t.set_id = s.set_id",
+    )
+    .bind(&pairs_json)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    let found: std::collections::HashMap<usize, i64> = serde_json::from_str(&found)
+        .map_err(|e| StoreError::Backend(format!("{what}: threads: {e}")))?;
+    (0..pairs.len())
+        .map(|i| {
+            found.get(&i).copied().ok_or_else(|| {
+                StoreError::Backend(format!("{what}: a thread was not found after its insert"))
+            })
+        })
+        .collect()
+}
+
+/// Inserts chained records with their threads (and the party sets and
+/// threads that are new), their full text and thread numbers, and their
+/// conversations' rows, inside the caller's transaction. The conversations'
+/// rows and the indexes are written from the records just inserted (`seq`
+/// from the first to the last of `rows`), one statement each per batch.
+async fn insert_chained(
+    conn: &mut SqliteConnection,
+    rows: &[Chained<'_>],
+    known: &[Option<i64>],
+) -> StoreResult<Vec<(String, String, i64)>> {
     let what = "append to archive";
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let keys: BTreeSet<&str> = rows.iter().map(|r| r.members.as_str()).collect();
-    ensure_party_sets(conn, &keys).await?;
+    // The conversations' rows first: new threads add parties to them.
+    let mut spans: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    for row in rows {
+        let at = row.record.at_ms;
+        spans
+            .entry(row.record.conversation.as_str())
+            .and_modify(|(first, last, n)| {
+                *first = (*first).min(at);
+                *last = (*last).max(at);
+                *n += 1;
+            })
+            .or_insert((at, at, 1));
+    }
+    let spans: Vec<(&str, i64, i64, i64)> = spans
+        .into_iter()
+        .map(|(c, (first, last, n))| (c, first, last, n))
+        .collect();
+    sqlx::query(
+        "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) WHERE 1 \
+         ON CONFLICT (conversation) DO UPDATE SET \
+         first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms), \
+         records = records + excluded.records",
+    )
+    .bind(json(&spans)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(what))?;
 
-    let mut rest = rows;
+    // The threads the caller did not know, with their sets if new.
+    let mut pair_index: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let row_pairs: Vec<Option<usize>> = rows
+        .iter()
+        .zip(known)
+        .map(|(row, known)| match known {
+            Some(_) => None,
+            None => {
+                let pair = (row.record.conversation.as_str(), row.members.as_str());
+                Some(*pair_index.entry(pair).or_insert_with(|| {
+                    pairs.push(pair);
+                    pairs.len() - 1
+                }))
+            }
+        })
+        .collect();
+    let looked_up = if pairs.is_empty() {
+        Vec::new()
+    } else {
+        let keys: BTreeSet<&str> = pairs.iter().map(|(_, members)| *members).collect();
+        ensure_party_sets(conn, &keys).await?;
+        ensure_threads(conn, &pairs).await?
+    };
+    let learned: Vec<(String, String, i64)> = pairs
+        .iter()
+        .zip(&looked_up)
+        .map(|((c, m), t)| ((*c).to_owned(), (*m).to_owned(), *t))
+        .collect();
+    let threads: Vec<i64> = known
+        .iter()
+        .zip(&row_pairs)
+        .map(|(known, pair)| match (known, pair) {
+            (Some(thread), _) => *thread,
+            (None, Some(pair)) => looked_up[*pair],
+            (None, None) => 0,
+        })
+        .collect();
+
+    // The rows are indexed below, one statement per index: the insert
+    // trigger (for rows inserted by other means) must not index them too.
+    set_backend_indexes(conn, 1).await?;
+    let mut rest: Vec<(&Chained<'_>, i64)> = rows.iter().zip(threads).collect();
+    let mut rest: &mut [(&Chained<'_>, i64)] = &mut rest;
     while !rest.is_empty() {
         let size = RECORD_CHUNKS
             .into_iter()
             .find(|size| *size <= rest.len())
             .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(size);
         rest = tail;
         let mut qb = QueryBuilder::<Sqlite>::new(concat!(
             "INSERT OR FAIL INTO archive_records (",
             record_columns!(),
-            ", party_set) "
+            ", thread) "
         ));
-        qb.push_values(chunk, |mut b, row| {
+        qb.push_values(chunk.iter(), |mut b, (row, thread)| {
             let r = row.record;
             b.push_bind(row.seq)
                 .push_bind(r.conversation.clone())
@@ -342,65 +540,108 @@ async fn insert_chained(conn: &mut SqliteConnection, rows: &[Chained<'_>]) -> St
                 .push_bind(r.external)
                 .push_bind(row.prev_hash.clone())
                 .push_bind(row.hash.clone())
-                .push("(SELECT set_id FROM archive_party_sets WHERE members = ")
-                .push_bind_unseparated(row.members.clone())
-                .push_unseparated(")");
+                .push_bind(*thread);
         });
-        execute_chunk(conn, qb, true, what).await?;
+        execute_chunk(conn, qb, what).await?;
     }
 
-    // Their full text, in one statement: one new FTS5 segment per batch.
-    sqlx::query(
+    // Their full text and thread numbers, one statement each: one new FTS5
+    // segment per index and batch.
+    for sql in [
         "INSERT INTO archive_text (rowid, text) SELECT seq, text FROM archive_records \
          WHERE seq BETWEEN ?1 AND ?2",
-    )
-    .bind(first.seq)
-    .bind(last.seq)
-    .execute(&mut *conn)
-    .await
-    .map_err(db(what))?;
+        "INSERT INTO archive_thread_index (rowid, thread) SELECT seq, thread \
+         FROM archive_records WHERE seq BETWEEN ?1 AND ?2",
+    ] {
+        sqlx::query(sql)
+            .bind(first.seq)
+            .bind(last.seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(db(what))?;
+    }
+    set_backend_indexes(conn, 0).await?;
+    Ok(learned)
+}
 
-    sqlx::query(
-        "INSERT INTO archive_conversations (conversation, first_ms, last_ms, records) \
-         SELECT conversation, min(at_ms), max(at_ms), count(*) FROM archive_records \
-         WHERE seq BETWEEN ?1 AND ?2 GROUP BY conversation \
-         ON CONFLICT (conversation) DO UPDATE SET \
-         first_ms = min(first_ms, excluded.first_ms), \
-         last_ms = max(last_ms, excluded.last_ms), \
-         records = records + excluded.records",
-    )
-    .bind(first.seq)
-    .bind(last.seq)
-    .execute(&mut *conn)
-    .await
-    .map_err(db(what))?;
-
-    // The conversations' sets; a pair seen for the first time adds the set's
-    // members to the conversation's parties.
-    let created: Vec<(i64, String)> = sqlx::query_as(
-        "INSERT INTO archive_conversation_sets (set_id, conversation) \
-         SELECT DISTINCT party_set, conversation FROM archive_records \
-         WHERE seq BETWEEN ?1 AND ?2 \
-         ON CONFLICT (set_id, conversation) DO NOTHING RETURNING set_id, conversation",
-    )
-    .bind(first.seq)
-    .bind(last.seq)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db(what))?;
-    if !created.is_empty() {
-        sqlx::query(
-            "INSERT INTO archive_conversation_parties (conversation, address) \
-             SELECT p.value ->> 1, j.value FROM json_each(?1) p \
-             JOIN archive_party_sets s ON s.set_id = p.value ->> 0, json_each(s.members) j \
-             WHERE 1 ON CONFLICT (conversation, address) DO NOTHING",
-        )
-        .bind(json(&created)?)
+/// Sets `archive_meta.backend_indexes` inside the caller's transaction: 1
+/// while the backend inserts records it indexes itself, 0 (the only value
+/// ever committed) otherwise.
+async fn set_backend_indexes(conn: &mut SqliteConnection, value: i64) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE archive_meta SET value = ? WHERE name = 'backend_indexes'")
+        .bind(value)
         .execute(&mut *conn)
         .await
-        .map_err(db(what))?;
+        .map_err(db("append to archive"))?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Backend(
+            "archive_meta row backend_indexes is missing".to_owned(),
+        ));
     }
     Ok(())
+}
+
+/// The threads a search is restricted to (`Some`, possibly empty: nothing can
+/// match), or `None` when it names no user, `with` or conversation: the
+/// intersection of the threads of the user's party sets, of the conversations
+/// `with` is a party of, and of the conversation.
+async fn search_threads(
+    conn: &mut SqliteConnection,
+    q: &ArchiveQuery,
+) -> StoreResult<Option<Vec<i64>>> {
+    let mut parts: Vec<(&str, &str)> = Vec::new();
+    if let Some(user) = &q.user {
+        parts.push((
+            "SELECT t.thread FROM archive_set_members m \
+             JOIN archive_threads t ON t.set_id = m.set_id WHERE m.address = ?",
+            user,
+        ));
+    }
+    if let Some(with) = &q.with {
+        parts.push((
+            "SELECT t.thread FROM archive_conversation_parties p \
+             JOIN archive_threads t ON t.conversation = p.conversation WHERE p.address = ?",
+            with,
+        ));
+    }
+    if let Some(conversation) = &q.conversation {
+        parts.push((
+            "SELECT thread FROM archive_threads WHERE conversation = ?",
+            conversation,
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let sql = parts
+        .iter()
+        .map(|(sql, _)| *sql)
+        .collect::<Vec<_>>()
+        .join(" INTERSECT ");
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+    for (_, value) in &parts {
+        query = query.bind(*value);
+    }
+    let threads: Vec<i64> = query
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("search archive"))?;
+    Ok(Some(threads))
+}
+
+/// The FTS5 query matching records of any of `threads` (thread numbers are
+/// single tokens of `archive_thread_index`).
+fn thread_match(threads: &[i64]) -> String {
+    let mut out = String::with_capacity(threads.len() * 10);
+    for (i, t) in threads.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" OR ");
+        }
+        out.push('"');
+        out.push_str(&t.to_string());
+        out.push('"');
+    }
+    out
 }
 
 /// The condition "this conversation (`c`, a row of `archive_conversations`)
@@ -460,7 +701,7 @@ impl SqliteArchive {
         let what = "append to archive";
         let Some(writer) = &self.writer else {
             let mut conn = self.pool.acquire().await.map_err(db(what))?;
-            let (result, reusable) = append_on(&mut conn, records, durable).await;
+            let (result, reusable) = append_on(&mut conn, records, durable, &self.threads).await;
             if !reusable {
                 conn.close_on_drop();
             }
@@ -471,7 +712,7 @@ impl SqliteArchive {
             Some(conn) => conn,
             None => self.pool.acquire().await.map_err(db(what))?,
         };
-        let (result, reusable) = append_on(&mut conn, records, durable).await;
+        let (result, reusable) = append_on(&mut conn, records, durable, &self.threads).await;
         if !reusable {
             // Left at FULL: only slower, but do not keep or pool it.
             conn.close_on_drop();
@@ -492,10 +733,11 @@ async fn append_on(
     conn: &mut SqliteConnection,
     records: &[NewArchiveRecord],
     durable: bool,
+    cache: &std::sync::Mutex<ThreadCache>,
 ) -> (StoreResult<Vec<i64>>, bool) {
     let what = "append to archive";
     if !durable {
-        return (append_in(conn, records).await, true);
+        return (append_in(conn, records, cache).await, true);
     }
     if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
@@ -503,7 +745,7 @@ async fn append_on(
     {
         return (Err(db(what)(e)), true);
     }
-    let result = append_in(conn, records).await;
+    let result = append_in(conn, records, cache).await;
     let restored = sqlx::query("PRAGMA synchronous = NORMAL")
         .execute(&mut *conn)
         .await;
@@ -511,16 +753,23 @@ async fn append_on(
 }
 
 /// Appends `records` after the end of the chain in one `BEGIN IMMEDIATE`
-/// transaction on `conn`.
+/// transaction on `conn`, looking threads up in `cache` first.
 async fn append_in(
     conn: &mut SqliteConnection,
     records: &[NewArchiveRecord],
+    cache: &std::sync::Mutex<ThreadCache>,
 ) -> StoreResult<Vec<i64>> {
     let what = "append to archive";
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
         .await
         .map_err(db(what))?;
     let (mut seq, mut prev_hash) = chain_end(&mut tx).await?;
+    let generation: i64 =
+        sqlx::query_scalar("SELECT value FROM archive_meta WHERE name = 'purge_generation'")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(what))?
+            .unwrap_or(0);
     let mut rows = Vec::with_capacity(records.len());
     for record in records {
         seq = seq
@@ -538,17 +787,111 @@ async fn append_in(
             hash,
         });
     }
-    insert_chained(&mut tx, &rows).await?;
+    let known: Vec<Option<i64>> = {
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.check(generation);
+        rows.iter()
+            .map(|row| cache.get(&row.record.conversation, &row.members))
+            .collect()
+    };
+    let learned = insert_chained(&mut tx, &rows, &known).await?;
     tx.commit().await.map_err(db(what))?;
+    if !learned.is_empty() {
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remember(generation, learned);
+    }
     Ok(rows.iter().map(|r| r.seq).collect())
+}
+
+/// After records of `conversation` were removed, inside the caller's
+/// transaction: its threads without records go; without any thread left the
+/// conversation goes (its parties by cascade, its mailbox marks explicitly);
+/// otherwise its span, count and parties are recomputed from what remains.
+async fn recount_conversation(conn: &mut SqliteConnection, conversation: &str) -> StoreResult<()> {
+    let what = "purge archive";
+    let threads: Vec<i64> =
+        sqlx::query_scalar("SELECT thread FROM archive_threads WHERE conversation = ?")
+            .bind(conversation)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db(what))?;
+    let remaining = if threads.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query(
+            "SELECT thread, count(*) AS n, min(at_ms) AS first_ms, max(at_ms) AS last_ms \
+             FROM archive_records WHERE seq IN (SELECT rowid FROM archive_thread_index \
+             WHERE archive_thread_index MATCH ?) GROUP BY thread",
+        )
+        .bind(thread_match(&threads))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db(what))?
+    };
+    let mut kept = BTreeSet::new();
+    let (mut records, mut first_ms, mut last_ms) = (0i64, i64::MAX, i64::MIN);
+    for row in &remaining {
+        kept.insert(col::<i64>(row, "thread")?);
+        records += col::<i64>(row, "n")?;
+        first_ms = first_ms.min(col(row, "first_ms")?);
+        last_ms = last_ms.max(col(row, "last_ms")?);
+    }
+    let gone: Vec<i64> = threads.into_iter().filter(|t| !kept.contains(t)).collect();
+    if !gone.is_empty() {
+        sqlx::query("DELETE FROM archive_threads WHERE thread IN (SELECT value FROM json_each(?))")
+            .bind(json(&gone)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db(what))?;
+    }
+    if records == 0 {
+        for sql in [
+            "DELETE FROM archive_mailed WHERE conversation = ?",
+            "DELETE FROM archive_conversations WHERE conversation = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(conversation)
+                .execute(&mut *conn)
+                .await
+                .map_err(db(what))?;
+        }
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE archive_conversations SET first_ms = ?, last_ms = ?, records = ? \
+         WHERE conversation = ?",
+    )
+    .bind(first_ms)
+    .bind(last_ms)
+    .bind(records)
+    .bind(conversation)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    sqlx::query(
+        "DELETE FROM archive_conversation_parties WHERE conversation = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM archive_threads t \
+                         JOIN archive_set_members m ON m.set_id = t.set_id \
+                         WHERE t.conversation = ?1 \
+                         AND m.address = archive_conversation_parties.address)",
+    )
+    .bind(conversation)
+    .execute(&mut *conn)
+    .await
+    .map_err(db(what))?;
+    Ok(())
 }
 
 /// The SQLite archive.
 ///
 /// - Appends are one `BEGIN IMMEDIATE` transaction: the head is read, each
 ///   record gets the next `seq` and its [`chain_hash`], and the records, their
-///   party sets, their conversations' rows and their full-text entries are
-///   written; all or nothing. An empty batch writes nothing.
+///   party sets and threads, their conversations' rows and their index
+///   entries are written; all or nothing. An empty batch writes nothing.
 /// - Searches and ranges return records in `seq` order (oldest first), at most
 ///   [`archive_limit`]`(limit)` of them.
 /// - "Participants" of a conversation are the senders and participants of its
@@ -591,30 +934,22 @@ impl Archive for SqliteArchive {
             },
             None => None,
         };
+        let mut tx = begin_read(&self.pool, what).await?;
+        let threads = search_threads(&mut tx, q).await?;
+        if threads.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
         let mut qb = QueryBuilder::<Sqlite>::new(concat!(
             "SELECT ",
             record_columns!(),
             " FROM archive_records WHERE 1 = 1"
         ));
-        if let Some(user) = &q.user {
-            // The user's party sets, the conversations that use them, and
-            // there the records of those sets (index by conversation and set).
+        if let Some(threads) = threads {
             qb.push(
-                " AND seq IN (SELECT r.seq FROM archive_set_members m \
-                 JOIN archive_conversation_sets cs ON cs.set_id = m.set_id \
-                 JOIN archive_records r \
-                 ON r.conversation = cs.conversation AND r.party_set = cs.set_id \
-                 WHERE m.address = ",
+                " AND seq IN (SELECT rowid FROM archive_thread_index \
+                 WHERE archive_thread_index MATCH ",
             )
-            .push_bind(user.clone())
-            .push(")");
-        }
-        if let Some(with) = &q.with {
-            qb.push(
-                " AND conversation IN (SELECT conversation FROM archive_conversation_parties \
-                 WHERE address = ",
-            )
-            .push_bind(with.clone())
+            .push_bind(thread_match(&threads))
             .push(")");
         }
         if let Some(since) = q.since_ms {
@@ -637,7 +972,8 @@ impl Archive for SqliteArchive {
         }
         qb.push(" ORDER BY seq LIMIT ")
             .push_bind(i64::from(archive_limit(q.limit)));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(db(what))?;
+        let rows = qb.build().fetch_all(&mut *tx).await.map_err(db(what))?;
+        tx.commit().await.map_err(db(what))?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -726,8 +1062,6 @@ impl Archive for SqliteArchive {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db(what))?;
-        let touched = serde_json::to_string(&touched)
-            .map_err(|e| StoreError::Backend(format!("{what}: {e}")))?;
 
         let removed = sqlx::query("DELETE FROM archive_records WHERE seq <= ?")
             .bind(last_seq)
@@ -746,55 +1080,22 @@ impl Archive for SqliteArchive {
                 "archive anchor row is missing".to_owned(),
             ));
         }
-
-        // The conversations that lost records: those now empty go (their
-        // parties by cascade, their mailbox marks explicitly); the others get
-        // their span, count and parties recomputed from what remains.
-        let statements = [
-            "DELETE FROM archive_mailed \
-             WHERE conversation IN (SELECT value FROM json_each(?1)) \
-             AND NOT EXISTS (SELECT 1 FROM archive_records r \
-                             WHERE r.conversation = archive_mailed.conversation)",
-            "DELETE FROM archive_conversations \
-             WHERE conversation IN (SELECT value FROM json_each(?1)) \
-             AND NOT EXISTS (SELECT 1 FROM archive_records r \
-                             WHERE r.conversation = archive_conversations.conversation)",
-            "UPDATE archive_conversations SET \
-             first_ms = (SELECT min(at_ms) FROM archive_records r \
-                         WHERE r.conversation = archive_conversations.conversation), \
-             last_ms = (SELECT max(at_ms) FROM archive_records r \
-                        WHERE r.conversation = archive_conversations.conversation), \
-             records = (SELECT count(*) FROM archive_records r \
-                        WHERE r.conversation = archive_conversations.conversation) \
-             WHERE conversation IN (SELECT value FROM json_each(?1))",
-            "DELETE FROM archive_conversation_sets \
-             WHERE conversation IN (SELECT value FROM json_each(?1)) \
-             AND NOT EXISTS (SELECT 1 FROM archive_records r \
-                             WHERE r.conversation = archive_conversation_sets.conversation \
-                             AND r.party_set = archive_conversation_sets.set_id)",
-            "DELETE FROM archive_conversation_parties \
-             WHERE conversation IN (SELECT value FROM json_each(?1)) \
-             AND NOT EXISTS (SELECT 1 FROM archive_conversation_sets cs \
-                             JOIN archive_set_members m ON m.set_id = cs.set_id \
-                             WHERE cs.conversation = archive_conversation_parties.conversation \
-                             AND m.address = archive_conversation_parties.address)",
-        ];
-        for sql in statements {
-            sqlx::query(sql)
-                .bind(&touched)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(what))?;
+        for conversation in &touched {
+            recount_conversation(&mut tx, conversation).await?;
         }
-        // Party sets no remaining record uses.
+        // Threads and sets may go below: handles that remember threads must
+        // look them up again.
+        sqlx::query("UPDATE archive_meta SET value = value + 1 WHERE name = 'purge_generation'")
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        // Party sets no remaining thread uses.
         let orphans = [
             "DELETE FROM archive_set_members WHERE (address, set_id) IN (\
              SELECT j.value, s.set_id FROM archive_party_sets s, json_each(s.members) j \
-             WHERE NOT EXISTS \
-             (SELECT 1 FROM archive_conversation_sets cs WHERE cs.set_id = s.set_id))",
+             WHERE NOT EXISTS (SELECT 1 FROM archive_threads t WHERE t.set_id = s.set_id))",
             "DELETE FROM archive_party_sets WHERE NOT EXISTS \
-             (SELECT 1 FROM archive_conversation_sets cs \
-              WHERE cs.set_id = archive_party_sets.set_id)",
+             (SELECT 1 FROM archive_threads t WHERE t.set_id = archive_party_sets.set_id)",
         ];
         for sql in orphans {
             sqlx::query(sql).execute(&mut *tx).await.map_err(db(what))?;
