@@ -6,8 +6,9 @@
 use crate::address::Address;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use switchboard_store::{PolicyScope, Store, StoreResult};
 
 /// A kind of policy.
@@ -71,7 +72,27 @@ pub fn overlay(base: &serde_json::Value, over: &serde_json::Value) -> serde_json
 /// Cached policy documents of every kind, refreshed with the directory.
 #[derive(Debug, Default)]
 pub struct Policies {
-    docs: RwLock<Arc<HashMap<String, KindDocs>>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+/// The documents as last loaded, with the effective policies derived from
+/// them so far: a policy is asked for on every message (archiving, offline
+/// IM), and deriving it means laying JSON documents over each other. A new
+/// load replaces the whole snapshot, so nothing derived from older documents
+/// outlives them.
+#[derive(Debug, Default)]
+struct Snapshot {
+    kinds: HashMap<String, KindDocs>,
+    resolved: Mutex<HashMap<Resolved, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// What an effective policy was derived for: a kind, and the user when they
+/// have a document of their own (everyone else shares the global policy, so
+/// the cache holds at most one entry per stored document).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Resolved {
+    kind: &'static str,
+    user: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -101,16 +122,19 @@ impl Policies {
             }
             map.insert((*kind).to_owned(), docs);
         }
-        let map = Arc::new(map);
-        match self.docs.write() {
-            Ok(mut g) => *g = map,
-            Err(p) => *p.into_inner() = map,
+        let snapshot = Arc::new(Snapshot {
+            kinds: map,
+            resolved: Mutex::default(),
+        });
+        match self.snapshot.write() {
+            Ok(mut g) => *g = snapshot,
+            Err(p) => *p.into_inner() = snapshot,
         }
         Ok(())
     }
 
-    fn docs(&self) -> Arc<HashMap<String, KindDocs>> {
-        match self.docs.read() {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
@@ -120,31 +144,68 @@ impl Policies {
     /// user's own document. A stored document that no longer parses (written
     /// by a newer version) falls back to the defaults and is logged.
     pub fn effective<K: PolicyKind>(&self, user: &Address) -> K {
-        let docs = self.docs();
-        let Some(kd) = docs.get(K::KIND) else {
+        let snapshot = self.snapshot();
+        let Some(kd) = snapshot.kinds.get(K::KIND) else {
             return K::default();
         };
-        let mut v = serde_json::to_value(K::default()).unwrap_or(serde_json::Value::Null);
-        if let Some(g) = &kd.global {
-            v = overlay(&v, g);
-        }
-        if let Some(u) = kd.users.get(&user.to_string()) {
-            v = overlay(&v, u);
-        }
-        serde_json::from_value(v).unwrap_or_else(|e| {
-            tracing::warn!(kind = K::KIND, user = %user, error = %e, "stored policy does not parse; using defaults");
-            K::default()
-        })
+        let key = user.to_string();
+        let own = kd.users.get(&key);
+        snapshot.resolve(
+            Resolved {
+                kind: K::KIND,
+                user: own.map(|_| key),
+            },
+            || {
+                let mut v = derive::<K>(kd.global.as_ref());
+                if let Some(u) = own {
+                    v = overlay(&v, u);
+                }
+                serde_json::from_value(v).unwrap_or_else(|e| {
+                    tracing::warn!(kind = K::KIND, user = %user, error = %e, "stored policy does not parse; using defaults");
+                    K::default()
+                })
+            },
+        )
     }
 
     /// The global policy of `K` (defaults overlaid with the global document).
     pub fn global<K: PolicyKind>(&self) -> K {
-        let docs = self.docs();
-        let mut v = serde_json::to_value(K::default()).unwrap_or(serde_json::Value::Null);
-        if let Some(g) = docs.get(K::KIND).and_then(|kd| kd.global.as_ref()) {
-            v = overlay(&v, g);
+        let snapshot = self.snapshot();
+        let Some(kd) = snapshot.kinds.get(K::KIND) else {
+            return K::default();
+        };
+        snapshot.resolve(
+            Resolved {
+                kind: K::KIND,
+                user: None,
+            },
+            || serde_json::from_value(derive::<K>(kd.global.as_ref())).unwrap_or_default(),
+        )
+    }
+}
+
+/// The defaults of `K` with the global document laid over them.
+fn derive<K: PolicyKind>(global: Option<&serde_json::Value>) -> serde_json::Value {
+    let v = serde_json::to_value(K::default()).unwrap_or(serde_json::Value::Null);
+    match global {
+        Some(g) => overlay(&v, g),
+        None => v,
+    }
+}
+
+impl Snapshot {
+    /// The policy derived for `key`, derived now (by `derive`) the first time.
+    fn resolve<K: PolicyKind>(&self, key: Resolved, derive: impl FnOnce() -> K) -> K {
+        let mut resolved = match self.resolved.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(k) = resolved.get(&key).and_then(|v| v.downcast_ref::<K>()) {
+            return k.clone();
         }
-        serde_json::from_value(v).unwrap_or_default()
+        let k = derive();
+        resolved.insert(key, Arc::new(k.clone()));
+        k
     }
 }
 
@@ -160,6 +221,55 @@ mod tests {
             overlay(&base, &over),
             serde_json::json!({"a": 1, "b": {"c": 2, "d": 4}, "e": 5})
         );
+    }
+
+    #[tokio::test]
+    async fn a_reload_replaces_every_policy_derived_before_it() {
+        use switchboard_store::{Directory as _, Policies as _};
+        let store = switchboard_store::sqlite::SqliteStore::open_in_memory()
+            .await
+            .expect("store");
+        store.add_domain("example.com", 0).await.expect("domain");
+        store
+            .add_user(&switchboard_store::NewUser {
+                address: "alice@example.com".into(),
+                display_name: None,
+                credentials: switchboard_store::Credentials {
+                    password_hash: "x".into(),
+                    ha1: vec![],
+                },
+                created_ms: 0,
+            })
+            .await
+            .expect("user");
+        let p = Policies::new();
+        let alice = Address::parse("alice@example.com").expect("valid");
+        let bob = Address::parse("bob@example.com").expect("valid");
+        let set = |scope: PolicyScope, on: bool| {
+            let store = &store;
+            async move {
+                store
+                    .set_policy("im", &scope, &serde_json::json!({ "offline_im": on }))
+                    .await
+                    .expect("set");
+            }
+        };
+        set(PolicyScope::User("alice@example.com".into()), false).await;
+        p.load(&store, &["im"]).await.expect("load");
+        // Asked twice: the second answer comes from what the first derived.
+        for _ in 0..2 {
+            assert!(!p.effective::<ImPolicy>(&alice).offline_im);
+            assert!(p.effective::<ImPolicy>(&bob).offline_im);
+            assert!(p.global::<ImPolicy>().offline_im);
+        }
+        set(PolicyScope::Global, false).await;
+        set(PolicyScope::User("alice@example.com".into()), true).await;
+        p.load(&store, &["im"]).await.expect("load");
+        assert!(p.effective::<ImPolicy>(&alice).offline_im);
+        assert!(!p.effective::<ImPolicy>(&bob).offline_im);
+        assert!(!p.global::<ImPolicy>().offline_im);
+        // A kind that was not loaded keeps its defaults.
+        assert!(!p.effective::<PrivacyPolicy>(&alice).privacy_mode);
     }
 
     #[test]
