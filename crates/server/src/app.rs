@@ -399,7 +399,7 @@ async fn reload_rest(
     sip.end_subscriptions_to_missing_people();
 }
 
-/// Daily retention at the configured purge hour, and a periodic log line with
+/// Daily retention and index compaction at the configured purge hour, and a periodic log line with
 /// the archive's head (seq and hash) so that operators can keep it elsewhere
 /// and prove later, with `archive verify --expect-head`, that nothing was cut.
 fn start_archive_jobs(
@@ -428,6 +428,12 @@ fn start_archive_jobs(
                         );
                     }
                     Err(e) => tracing::warn!(error = %e, "archive retention failed; will retry"),
+                }
+                // Searches slow down as appends add index segments; merging
+                // them once a day, at the quiet hour, keeps them fast.
+                match archive.compact_archive_indexes().await {
+                    Ok(steps) => tracing::info!(steps, "archive search indexes compacted"),
+                    Err(e) => tracing::warn!(error = %e, "archive index compaction failed"),
                 }
             }
             if minutes.is_multiple_of(10)

@@ -46,7 +46,8 @@ pub enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Apply the retention period now (the server does it daily at the purge hour).
+    /// Apply the retention period now, then compact the search indexes (the
+    /// server does both daily at the purge hour).
     Purge,
     /// Head of the chain, records waiting in the spool, mail-store delivery.
     Status {
@@ -389,6 +390,8 @@ pub async fn run(data: &Path, cmd: ArchiveCommand) -> anyhow::Result<()> {
                     ""
                 }
             );
+            let steps = archive.compact_archive_indexes().await?;
+            println!("search indexes compacted ({steps} merge steps)");
         }
         ArchiveCommand::Status { json } => status(data, json).await?,
     }

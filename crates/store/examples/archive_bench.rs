@@ -17,6 +17,7 @@ use switchboard_store::archive::{Archive, ArchiveQuery, NewArchiveRecord};
 use switchboard_store::sqlite::SqliteArchive;
 
 /// A small deterministic generator (xorshift), so runs are comparable.
+#[derive(Clone)]
 struct Rng(u64);
 
 impl Rng {
@@ -123,7 +124,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         loaded as f64 / load_s.max(0.001)
     );
 
-    // Queries: one or two words across the frequency range, some with a user filter.
+    // The same queries twice: on the archive as loaded (one index segment
+    // per batch, as the server leaves them during the day), then after the
+    // daily compaction.
+    let loaded = measure(&archive, &mut rng.clone(), queries, users, vocabulary).await?;
+    let t = Instant::now();
+    let steps = archive.compact_archive_indexes().await?;
+    let compact_s = t.elapsed().as_secs_f64();
+    eprintln!("compacted the search indexes in {compact_s:.1} s ({steps} merge steps)");
+    let compacted = measure(&archive, &mut rng, queries, users, vocabulary).await?;
+    println!("| search over {records} records | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|");
+    for (when, m) in [("as loaded", &loaded), ("after compaction", &compacted)] {
+        println!(
+            "| text (1–2 words, limit 100), {when} | {:.2} | {:.2} | {:.2} |",
+            percentile(&m.text_ms, 0.5),
+            percentile(&m.text_ms, 0.95),
+            percentile(&m.text_ms, 1.0)
+        );
+        println!(
+            "| user + text (limit 100), {when} | {:.2} | {:.2} | {:.2} |",
+            percentile(&m.user_ms, 0.5),
+            percentile(&m.user_ms, 0.95),
+            percentile(&m.user_ms, 1.0)
+        );
+    }
+    let figures = |m: &Timings| {
+        serde_json::json!({
+            "hits": m.hits,
+            "text_ms": {"p50": percentile(&m.text_ms, 0.5), "p95": percentile(&m.text_ms, 0.95), "max": percentile(&m.text_ms, 1.0)},
+            "user_text_ms": {"p50": percentile(&m.user_ms, 0.5), "p95": percentile(&m.user_ms, 0.95), "max": percentile(&m.user_ms, 1.0)},
+        })
+    };
+    println!(
+        "{}",
+        serde_json::json!({"records": records, "queries": queries, "load_seconds": load_s,
+            "compact_seconds": compact_s, "compact_steps": steps,
+            "as_loaded": figures(&loaded), "after_compaction": figures(&compacted)})
+    );
+    Ok(())
+}
+
+/// Sorted latencies of one round of queries.
+struct Timings {
+    text_ms: Vec<f64>,
+    user_ms: Vec<f64>,
+    hits: usize,
+}
+
+/// One round of `queries` searches of each kind: one or two words across
+/// the frequency range, and a word with a user filter.
+async fn measure(
+    archive: &SqliteArchive,
+    rng: &mut Rng,
+    queries: usize,
+    users: u64,
+    vocabulary: u64,
+) -> Result<Timings, Box<dyn std::error::Error>> {
     let mut text_ms = Vec::new();
     let mut user_ms = Vec::new();
     let mut hits = 0usize;
@@ -159,27 +216,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     text_ms.sort_by(f64::total_cmp);
     user_ms.sort_by(f64::total_cmp);
-    println!("| search over {records} records | p50 ms | p95 ms | max ms |");
-    println!("|---|---|---|---|");
-    println!(
-        "| text (1–2 words, limit 100) | {:.2} | {:.2} | {:.2} |",
-        percentile(&text_ms, 0.5),
-        percentile(&text_ms, 0.95),
-        percentile(&text_ms, 1.0)
-    );
-    println!(
-        "| user + text (limit 100) | {:.2} | {:.2} | {:.2} |",
-        percentile(&user_ms, 0.5),
-        percentile(&user_ms, 0.95),
-        percentile(&user_ms, 1.0)
-    );
-    println!(
-        "{}",
-        serde_json::json!({"records": records, "queries": queries, "hits": hits, "load_seconds": load_s,
-            "text_ms": {"p50": percentile(&text_ms, 0.5), "p95": percentile(&text_ms, 0.95), "max": percentile(&text_ms, 1.0)},
-            "user_text_ms": {"p50": percentile(&user_ms, 0.5), "p95": percentile(&user_ms, 0.95), "max": percentile(&user_ms, 1.0)}})
-    );
-    Ok(())
+    Ok(Timings {
+        text_ms,
+        user_ms,
+        hits,
+    })
 }
 
 /// User + system CPU seconds of this process so far (`/proc/self/stat`, in

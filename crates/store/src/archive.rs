@@ -243,6 +243,15 @@ pub trait Archive: Send + Sync {
     /// conversations already delivered to every participant's mailbox).
     /// Moves the anchor. Returns how many were removed.
     async fn purge_archive(&self, before_ms: i64, only_mailed: bool) -> StoreResult<u64>;
+    /// Reorganises the search indexes so that searches stay fast as the
+    /// archive grows (appends add index pieces that every search must
+    /// consult until they are merged), in short steps that let appends go on
+    /// in between. Run daily with retention. Returns the number of steps
+    /// that did work (0: nothing to do). Backends whose indexes need no such
+    /// care do nothing.
+    async fn compact_archive_indexes(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// Conversations whose last record is older than `idle_before_ms` and
     /// that some participant's mailbox has not received yet, or not since its
     /// last record (a conversation that went on after it was mailed is due

@@ -1527,3 +1527,98 @@ async fn threads_remembered_by_a_handle_survive_a_purge_made_by_another() {
     assert_eq!(summary.records, 1);
     assert_eq!(verify(&b).await, vec![]);
 }
+
+/// Segments of an FTS5 index (`*_idx` holds rows per segment).
+async fn segments(conn: &mut SqliteConnection, index: &str) -> i64 {
+    let sql = match index {
+        "archive_text" => "SELECT count(DISTINCT segid) FROM archive_text_idx",
+        _ => "SELECT count(DISTINCT segid) FROM archive_thread_index_idx",
+    };
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+/// Each batch of appends adds a segment to both search indexes; compaction
+/// merges them into one, and searches answer exactly as before; a second
+/// compaction has nothing to do; appends and searches go on afterwards.
+#[tokio::test]
+async fn compaction_merges_the_index_segments_without_changing_any_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let a = open(&path).await;
+    let people = ["alice@x", "bob@x", "carol@x", "dave@y"];
+    for batch in 0..30i64 {
+        let records: Vec<NewArchiveRecord> = (0..5i64)
+            .map(|i| {
+                let n = batch * 5 + i;
+                let from = people[(n % 4) as usize];
+                let to = people[((n + 1 + batch % 3) % 4) as usize];
+                let word = if n % 7 == 0 { "budget" } else { "lunch" };
+                rec(
+                    &format!("c{}", n % 6),
+                    1_000 + n,
+                    from,
+                    &[to],
+                    &format!("{word} number {n}"),
+                )
+            })
+            .collect();
+        a.append_archive(&records).await.unwrap();
+    }
+    let mut conn = raw(&path).await;
+    for index in ["archive_text", "archive_thread_index"] {
+        assert!(
+            segments(&mut conn, index).await > 1,
+            "{index}: several segments before compaction"
+        );
+    }
+    let mut queries = party_queries();
+    queries.push(ArchiveQuery {
+        text: Some("budget".to_owned()),
+        ..ArchiveQuery::default()
+    });
+    queries.push(ArchiveQuery {
+        conversation: Some("c3".to_owned()),
+        text: Some("lunch".to_owned()),
+        ..ArchiveQuery::default()
+    });
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(search(&a, q.clone()).await);
+    }
+    assert!(
+        before.iter().any(|r| !r.is_empty()),
+        "the queries find something"
+    );
+
+    assert!(a.compact_archive_indexes().await.unwrap() > 0);
+    for index in ["archive_text", "archive_thread_index"] {
+        assert_eq!(
+            segments(&mut conn, index).await,
+            1,
+            "{index} after compaction"
+        );
+    }
+    for (q, expected) in queries.iter().zip(&before) {
+        assert_eq!(&search(&a, q.clone()).await, expected, "{q:?}");
+    }
+    assert_eq!(
+        a.compact_archive_indexes().await.unwrap(),
+        0,
+        "nothing left to do"
+    );
+    assert_eq!(verify(&a).await, vec![]);
+
+    a.append_archive(&[rec("c9", 5_000, "alice@x", &["bob@x"], "budget again")])
+        .await
+        .unwrap();
+    let found = search(
+        &a,
+        ArchiveQuery {
+            user: Some("alice@x".to_owned()),
+            text: Some("again".to_owned()),
+            ..ArchiveQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(found, vec![151]);
+}

@@ -425,6 +425,14 @@ async fn ensure_threads(
         .collect()
 }
 
+/// Pages one compaction step writes at most (FTS5 `merge`): a few MiB, tens
+/// of milliseconds holding the write lock.
+const COMPACT_STEP_PAGES: u32 = 500;
+
+/// Steps per index and compaction at most, so that one run ends even if the
+/// index keeps changing under it (about 8 GiB of merged pages).
+const COMPACT_MAX_STEPS: u32 = 4_000;
+
 /// Inserts chained records with their threads (and the party sets and
 /// threads that are new), their full text and thread numbers, and their
 /// conversations' rows, inside the caller's transaction. The conversations'
@@ -1102,6 +1110,45 @@ impl Archive for SqliteArchive {
         }
         tx.commit().await.map_err(db(what))?;
         Ok(removed)
+    }
+
+    /// Merges the segments of both FTS5 indexes (each batch of appends
+    /// writes one per index, and a search probes every segment for every
+    /// term: a user's search asks the thread index for hundreds of terms) in
+    /// steps of [`COMPACT_STEP_PAGES`] pages, one write transaction each, so
+    /// that an append waits for one step at most. FTS5's `merge` command
+    /// with a negative size merges every segment whatever its level; a step
+    /// that changes fewer than two rows means the index is one segment.
+    async fn compact_archive_indexes(&self) -> StoreResult<u64> {
+        let what = "compact archive indexes";
+        let mut steps = 0;
+        for merge in [
+            "INSERT INTO archive_text (archive_text, rank) VALUES ('merge', ?)",
+            "INSERT INTO archive_thread_index (archive_thread_index, rank) VALUES ('merge', ?)",
+        ] {
+            for _ in 0..COMPACT_MAX_STEPS {
+                let mut tx = begin_write(&self.pool, what).await?;
+                let before: i64 = sqlx::query_scalar("SELECT total_changes()")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(what))?;
+                sqlx::query(merge)
+                    .bind(-i64::from(COMPACT_STEP_PAGES))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(what))?;
+                let after: i64 = sqlx::query_scalar("SELECT total_changes()")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(what))?;
+                tx.commit().await.map_err(db(what))?;
+                if after - before < 2 {
+                    break;
+                }
+                steps += 1;
+            }
+        }
+        Ok(steps)
     }
 
     /// Conversations whose last record has `at_ms < idle_before_ms` and in
