@@ -332,6 +332,141 @@ class Archiving(unittest.TestCase):
         self.assertIn("MISSES the target", md)
         self.assertIn("CPU per operation +100 %", md)
 
+    def test_pairs_plan_alternating_runs(self):
+        o = bench.parse_args(["message", "--archiving-compare", "--pairs", "3"])
+        runs = bench.planned_runs(o)
+        self.assertEqual(runs, [
+            ("switchboard", "switchboard archiving off #1", "off"), ("switchboard", "switchboard archiving on #1", "on"),
+            ("switchboard", "switchboard archiving off #2", "off"), ("switchboard", "switchboard archiving on #2", "on"),
+            ("switchboard", "switchboard archiving off #3", "off"), ("switchboard", "switchboard archiving on #3", "on")])
+        # one pair (the default, or --pairs 1): the names of before --pairs
+        for argv in (["conference", "--archiving-compare"], ["conference", "--archiving-compare", "--pairs", "1"]):
+            self.assertEqual([r[1] for r in bench.planned_runs(bench.parse_args(argv))],
+                             [bench.ARCHIVING_OFF, bench.ARCHIVING_ON])
+        for bad in (["message", "--archiving-compare", "--pairs", "0"],
+                    ["message", "--archiving-compare", "--pairs", str(bench.MAX_PAIRS + 1)],
+                    ["message", "--pairs", "2"]):
+            with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+                bench.parse_args(bad)
+
+    @staticmethod
+    def _pairs_result(values: list[tuple[float, float]]) -> tuple[dict, list]:
+        o = bench.parse_args(["message", "--archiving-compare", "--pairs", str(len(values))])
+        runs = bench.planned_runs(o)
+        servers = {}
+        for (_, name, _a), v in zip(runs, [x for pair in values for x in pair]):
+            servers[name] = {"status": "ok", "ops_per_cpu_s": v}
+        return {"scenario": "message", "mode": "archiving-compare", "servers": servers}, runs
+
+    def test_pairs_ratio_of_medians(self):
+        # off 10,000 / 9,000 / 11,000 (median 10,000); on 8,500 / 8,100 / 8,000 (median 8,100)
+        result, runs = self._pairs_result([(10000.0, 8500.0), (9000.0, 8100.0), (11000.0, 8000.0)])
+        bench.compute_ratios(result, runs)
+        ac = result["archiving_compare"]
+        self.assertEqual(ac["pair_ratios"], [0.85, 0.9, 0.727])
+        self.assertEqual((ac["pair_ratio_min"], ac["pair_ratio_max"]), (0.727, 0.9))
+        self.assertEqual((ac["median_ops_per_cpu_s_off"], ac["median_ops_per_cpu_s_on"]), (10000.0, 8100.0))
+        self.assertEqual(ac["ratio_of_medians"], 0.81)
+        self.assertEqual(result["ratio_archiving_on_over_off_ops_per_cpu_s"], 0.81)
+        self.assertAlmostEqual(result["archiving_cpu_increase_pct"], 23.5)  # 10,000 / 8,100 - 1
+        self.assertEqual(ac["per_pair"][2], {"pair": 3, "off": "switchboard archiving off #3",
+                                             "on": "switchboard archiving on #3", "off_ops_per_cpu_s": 11000.0,
+                                             "on_ops_per_cpu_s": 8000.0, "ratio": 0.727})
+        self.assertNotIn("ratio_note", result)
+        # an even count: the median is the mean of the middle two
+        result, runs = self._pairs_result([(10000.0, 9000.0), (8000.0, 7000.0)])
+        bench.compute_ratios(result, runs)
+        self.assertEqual(result["ratio_archiving_on_over_off_ops_per_cpu_s"], 0.889)  # 8,000 / 9,000
+
+    def test_pairs_any_failed_run_means_no_headline(self):
+        result, runs = self._pairs_result([(10000.0, 8500.0), (9000.0, 8100.0)])
+        result["servers"]["switchboard archiving on #2"] = {"status": "failed", "error": "boom"}
+        bench.compute_ratios(result, runs)
+        self.assertNotIn("ratio_archiving_on_over_off_ops_per_cpu_s", result)
+        self.assertNotIn("archiving_cpu_increase_pct", result)
+        self.assertEqual(result["ratio_note"], "not measured: switchboard archiving on #2 failed")
+        self.assertEqual(result["archiving_compare"]["pair_ratios"], [0.85, None])
+        # interrupted: the runs never started count as not run
+        result, runs = self._pairs_result([(10000.0, 8500.0)])
+        runs = bench.planned_runs(bench.parse_args(["message", "--archiving-compare", "--pairs", "2"]))
+        result["servers"] = {"switchboard archiving off #1": {"status": "ok", "ops_per_cpu_s": 10000.0}}
+        bench.compute_ratios(result, runs)
+        self.assertEqual(result["ratio_note"], "not measured: switchboard archiving off #2 not run, "
+                                               "switchboard archiving on #1 not run, "
+                                               "switchboard archiving on #2 not run")
+
+    def _pairs_markdown_result(self, fail_last: bool = False,
+                               values=((10000.0, 8500.0), (9000.0, 8100.0))) -> dict:
+        def row(ops_per_cpu):
+            return {"status": "ok", "achieved_rate": 2000.0, "ops": 40000, "ops_per_cpu_s": ops_per_cpu,
+                    "cpu_ms_per_1000": round(1e6 / ops_per_cpu, 1), "memory": {},
+                    "failures": {"failed_calls": 0, "unexpected_msgs": 0, "retransmissions": 0},
+                    "latency": {"p50_ms": 2.0, "p99_ms": 9.0},
+                    "window": {"server_cpu_s": 4.0, "loadgen_cpu_s": 5.0, "background_cpu_s": 0.0,
+                               "wall_s": 20.0, "background_top": {},
+                               "server_io": {"syscw": 4000, "write_bytes": 4096000}},
+                    "archive": None}
+        servers = {}
+        n = len(values)
+        for i, (off, on) in enumerate(values, 1):
+            servers[bench.archiving_run_name("off", i, n)] = dict(row(off))
+            servers[bench.archiving_run_name("off", i, n)].pop("archive")
+            servers[bench.archiving_run_name("on", i, n)] = dict(
+                row(on), archive={"records": 39000, "spooled": 0, "by_kind": {"message": 39000},
+                                  "delivered": {"expected_message_records": 40000,
+                                                "messages_delivered_to_uas": 40000}})
+        if fail_last:
+            servers["switchboard archiving on #2"] = {"status": "failed", "error": "server died\nmore"}
+        result = {"scenario": "message", "mode": "archiving-compare", "started": "t",
+                  "machine": {"cpus": 2, "kernel": "k"},
+                  "params": {"rate": 2000.0, "duration": 20.0, "warmup": 3.0, "users": 1000,
+                             "switchboard_archiving": "compare", "archiving_pairs": n},
+                  "servers": servers}
+        bench.compute_ratios(result, bench.planned_runs(
+            bench.parse_args(["message", "--archiving-compare", "--pairs", str(n)])))
+        return result
+
+    def test_markdown_pairs_headline(self):
+        md = bench.markdown(self._pairs_markdown_result())
+        self.assertIn("| other CPU s | pair ratio on / off |", md)
+        self.assertIn("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md)
+        self.assertIn("| switchboard archiving off #1 | 2,000.0 | 40,000 |", md)
+        self.assertRegex(md, r"\| switchboard archiving off #2 \|.*\| 0\.00 \|  \|\n")  # off rows: no ratio
+        self.assertRegex(md, r"\| switchboard archiving on #1 \|.*\| 0\.850 \|\n")
+        self.assertRegex(md, r"\| switchboard archiving on #2 \|.*\| 0\.900 \|\n")
+        # medians: off 9,500, on 8,300 -> 0.874; CPU per operation +14 %
+        self.assertIn("**Archiving on / off, operations per server CPU second: 0.87** (ratio of the medians over "
+                      "2 alternating pairs: on 8,300 / off 9,500 operations per CPU s; per-pair ratios 0.85 to "
+                      "0.90; meets the target: archiving costs at most 20 %, ratio >= 0.80; CPU per operation "
+                      "+14 % between the medians)", md)
+        # the per-run lines, for every run
+        for i in (1, 2):
+            self.assertIn(f"WARNING: switchboard archiving on #{i}: the archive is missing 1,000 of the 40,000", md)
+            self.assertIn(f"switchboard archiving on #{i}: archive holds 39,000 records", md)
+            for a in ("off", "on"):
+                self.assertIn(f"switchboard archiving {a} #{i}: server I/O per 1,000 operations: 100 write "
+                              f"syscalls, 100 KiB written", md)
+
+    def test_markdown_pairs_failed_run(self):
+        md = bench.markdown(self._pairs_markdown_result(fail_last=True))
+        self.assertIn("| switchboard archiving on #2 | failed: server died |", md)
+        self.assertRegex(md, r"\| switchboard archiving on #1 \|.*\| 0\.850 \|\n")
+        self.assertIn("Archiving on / off, operations per server CPU second: n/a "
+                      "(not measured: switchboard archiving on #2 failed)", md)
+        self.assertNotIn("**Archiving", md)
+
+    def test_markdown_one_pair_unchanged(self):
+        result = self._pairs_markdown_result(values=((10000.0, 8500.0),))
+        self.assertEqual(list(result["servers"]), [bench.ARCHIVING_OFF, bench.ARCHIVING_ON])
+        self.assertEqual(result["archiving_compare"]["pair_ratios"], [0.85])
+        self.assertEqual(result["ratio_archiving_on_over_off_ops_per_cpu_s"], 0.85)
+        md = bench.markdown(result)
+        self.assertNotIn("pair ratio", md)
+        self.assertIn("| peak PSS MB | peak RSS sum MB | SIPp+harness CPU s | other CPU s |\n", md)
+        self.assertIn("| switchboard archiving on | 2,000.0 | 40,000 |", md)
+        self.assertIn("**Archiving on / off, operations per server CPU second: 0.85** (meets the target: "
+                      "archiving costs at most 20 %, ratio >= 0.80; CPU per operation +18 %)", md)
+
     def test_binary_identity_is_reported_once_per_build(self):
         with tempfile.TemporaryDirectory() as d:
             b = Path(d) / "switchboard"
