@@ -141,10 +141,13 @@ pub struct ArchiveCounters {
     pub refused_critical: AtomicU64,
 }
 
-struct Job {
-    record: NewArchiveRecord,
-    /// Critical writes wait for the commit; the rest are spooled on failure.
-    done: Option<oneshot::Sender<Result<(), String>>>,
+enum Job {
+    /// A record to write. Critical writes wait for the commit; the rest are
+    /// spooled on failure.
+    Record(NewArchiveRecord, Waiter),
+    /// Someone waiting until every record captured before is written (or
+    /// spooled): a stopping server.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Writes archive records in batches (group commit), spools what fails to a
@@ -216,7 +219,7 @@ impl Archiver {
     /// Records `record` without waiting; if the archive cannot take it, it is
     /// spooled durably and written later.
     pub fn capture(&self, record: NewArchiveRecord) {
-        let _ = self.tx.send(Job { record, done: None });
+        let _ = self.tx.send(Job::Record(record, None));
     }
 
     /// Records `record` and waits until it is committed (critical mode);
@@ -229,14 +232,7 @@ impl Archiver {
             return Err("the archive cannot be written".into());
         }
         let (done, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Job {
-                record,
-                done: Some(done),
-            })
-            .is_err()
-        {
+        if self.tx.send(Job::Record(record, Some(done))).is_err() {
             return Err("the archiver stopped".into());
         }
         self.urgent.notify_one();
@@ -251,6 +247,19 @@ impl Archiver {
         r
     }
 
+    /// Returns once every record captured before the call is written to the
+    /// archive or, if it cannot be written, to the spool: the writer gathers
+    /// records for up to [`GATHER`] before writing them, and a server that
+    /// stops must not drop what it has gathered. Returns at once if the
+    /// writer has stopped.
+    pub async fn flush(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).is_ok() {
+            self.urgent.notify_one();
+            let _ = rx.await;
+        }
+    }
+
     /// False while the archive is failing (until a health probe succeeds).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -258,11 +267,12 @@ impl Archiver {
 }
 
 /// The next batch, in capture order, once `first` arrived: with a critical
-/// record in it, whatever is queued now; otherwise what is queued within
-/// [`GATHER`] of `first`, cut short by a critical record (which joins it).
-/// At most [`BATCH`] records (the rest are the next batch's), appended to
-/// `records` with their waiters (`None` for non-critical records) in
-/// `waiters`: the writer reuses both vectors, whose memory would otherwise be
+/// record or a flush in it, whatever is queued now; otherwise what is queued
+/// within [`GATHER`] of `first`, cut short by a critical record (which joins
+/// it) or a flush (released once the batch is written). At most [`BATCH`]
+/// records (the rest are the next batch's), appended to `records` with their
+/// waiters (`None` for non-critical records) in `waiters`, flushes in
+/// `flushes`: the writer reuses the vectors, whose memory would otherwise be
 /// fresh (page faults) for every batch.
 ///
 /// The writer does not wait on the queue while it gathers: it sleeps, and
@@ -274,24 +284,20 @@ async fn gather(
     urgent: &Notify,
     records: &mut Vec<NewArchiveRecord>,
     waiters: &mut Vec<Waiter>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
 ) {
     let deadline = tokio::time::Instant::now() + GATHER;
-    let mut critical = first.done.is_some();
-    records.push(first.record);
-    waiters.push(first.done);
+    // Whether to write now: a critical record or a flush is waiting.
+    let mut now = take(first, records, waiters, flushes);
     let mut slept = false;
     loop {
-        while records.len() < BATCH {
+        while records.len() < BATCH && !now {
             match rx.try_recv() {
-                Ok(job) => {
-                    critical |= job.done.is_some();
-                    records.push(job.record);
-                    waiters.push(job.done);
-                }
+                Ok(job) => now |= take(job, records, waiters, flushes),
                 Err(_) => break,
             }
         }
-        if critical || slept || records.len() >= BATCH {
+        if now || slept || records.len() >= BATCH {
             break;
         }
         tokio::select! {
@@ -299,6 +305,28 @@ async fn gather(
             () = urgent.notified() => {}
         }
         slept = true;
+    }
+}
+
+/// Adds `job` to the batch being gathered; true if it must be written now
+/// (a critical record, a flush).
+fn take(
+    job: Job,
+    records: &mut Vec<NewArchiveRecord>,
+    waiters: &mut Vec<Waiter>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+) -> bool {
+    match job {
+        Job::Record(record, done) => {
+            let critical = done.is_some();
+            records.push(record);
+            waiters.push(done);
+            critical
+        }
+        Job::Flush(done) => {
+            flushes.push(done);
+            true
+        }
     }
 }
 
@@ -316,64 +344,103 @@ async fn writer(
 ) {
     let mut records: Vec<NewArchiveRecord> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<Waiter> = Vec::with_capacity(BATCH);
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         records.clear();
         waiters.clear();
-        gather(first, &mut rx, &urgent, &mut records, &mut waiters).await;
-        let critical = waiters.iter().any(Option::is_some);
-        // While the archive is failing, non-critical records go straight to
-        // the spool (keeping their order behind what is already there).
-        let result: Result<(), String> = if !healthy.load(Ordering::Relaxed) {
-            Err("the archive is unavailable".into())
-        } else if critical {
-            archive
-                .append_archive(&records)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        } else {
-            archive
-                .append_archive_unsynced(&records)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        match result {
-            Ok(()) => {
-                counters
-                    .written
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-                for done in waiters.drain(..).flatten() {
-                    let _ = done.send(Ok(()));
-                }
+        gather(
+            first,
+            &mut rx,
+            &urgent,
+            &mut records,
+            &mut waiters,
+            &mut flushes,
+        )
+        .await;
+        write_batch(
+            archive.as_ref(),
+            &spool,
+            &records,
+            &mut waiters,
+            &healthy,
+            &counters,
+            &spool_lock,
+        )
+        .await;
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes one gathered batch (nothing if it holds only flushes), or spools
+/// its non-critical records when the archive cannot take it; releases the
+/// critical waiters with the outcome.
+async fn write_batch(
+    archive: &dyn Archive,
+    spool: &std::path::Path,
+    records: &[NewArchiveRecord],
+    waiters: &mut Vec<Waiter>,
+    healthy: &AtomicBool,
+    counters: &ArchiveCounters,
+    spool_lock: &tokio::sync::Mutex<()>,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let critical = waiters.iter().any(Option::is_some);
+    // While the archive is failing, non-critical records go straight to
+    // the spool (keeping their order behind what is already there).
+    let result: Result<(), String> = if !healthy.load(Ordering::Relaxed) {
+        Err("the archive is unavailable".into())
+    } else if critical {
+        archive
+            .append_archive(records)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    } else {
+        archive
+            .append_archive_unsynced(records)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    match result {
+        Ok(()) => {
+            counters
+                .written
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            for done in waiters.drain(..).flatten() {
+                let _ = done.send(Ok(()));
             }
-            Err(e) => {
-                if healthy.swap(false, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "archive unavailable: records are spooled until it recovers");
-                }
-                counters.failures.fetch_add(1, Ordering::Relaxed);
-                let spooled: Vec<&NewArchiveRecord> = records
-                    .iter()
-                    .zip(&waiters)
-                    .filter(|(_, done)| done.is_none())
-                    .map(|(r, _)| r)
-                    .collect();
-                if !spooled.is_empty() {
-                    let _guard = spool_lock.lock().await;
-                    match append_spool(&spool, &spooled) {
-                        Ok(()) => {
-                            counters
-                                .spooled
-                                .fetch_add(spooled.len() as u64, Ordering::Relaxed);
-                        }
-                        Err(se) => {
-                            tracing::error!(error = %se, lost = spooled.len(), "cannot write the archive spool either")
-                        }
+        }
+        Err(e) => {
+            if healthy.swap(false, Ordering::Relaxed) {
+                tracing::error!(error = %e, "archive unavailable: records are spooled until it recovers");
+            }
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            let spooled: Vec<&NewArchiveRecord> = records
+                .iter()
+                .zip(waiters.iter())
+                .filter(|(_, done)| done.is_none())
+                .map(|(r, _)| r)
+                .collect();
+            if !spooled.is_empty() {
+                let _guard = spool_lock.lock().await;
+                match append_spool(spool, &spooled) {
+                    Ok(()) => {
+                        counters
+                            .spooled
+                            .fetch_add(spooled.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(se) => {
+                        tracing::error!(error = %se, lost = spooled.len(), "cannot write the archive spool either")
                     }
                 }
-                for done in waiters.drain(..).flatten() {
-                    let _ = done.send(Err(e.clone()));
-                }
+            }
+            for done in waiters.drain(..).flatten() {
+                let _ = done.send(Err(e.clone()));
             }
         }
     }
@@ -691,6 +758,32 @@ mod writer_tests {
     }
 
     #[tokio::test]
+    async fn flush_writes_what_is_being_gathered_without_waiting_for_the_window() {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        // Nothing captured: returns at once.
+        archiver.flush().await;
+        assert!(archive.appends().is_empty());
+        for t in ["one", "two", "three"] {
+            archiver.capture(record(t));
+        }
+        let started = Instant::now();
+        archiver.flush().await;
+        assert!(
+            started.elapsed() < GATHER,
+            "flush did not wait for the gathering window"
+        );
+        // Written when flush returns, not later.
+        assert_eq!(archive.texts().await, vec!["one", "two", "three"]);
+        assert_eq!(archive.appends(), vec![(3, false)]);
+        // Records captured after a flush form the next batch, written as usual.
+        archiver.capture(record("four"));
+        written(&archiver, 4).await;
+        assert_eq!(archive.appends(), vec![(3, false), (1, false)]);
+    }
+
+    #[tokio::test]
     async fn a_critical_record_is_committed_at_once_and_durably_with_what_was_queued_before_it() {
         let archive = Recording::new().await;
         let dir = tempfile::tempdir().expect("tmp");
@@ -703,7 +796,7 @@ mod writer_tests {
             .await
             .expect("committed");
         assert!(
-            started.elapsed() < GATHER * 10,
+            started.elapsed() < GATHER,
             "the critical record did not wait for the gathering window to pass"
         );
         assert_eq!(archive.appends(), vec![(3, true)]);

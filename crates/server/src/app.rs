@@ -193,6 +193,7 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     }
     let endpoints: Arc<dyn switchboard_core::endpoints::Endpoints> =
         Arc::new(switchboard_core::endpoints::LocalEndpoints::new());
+    let stopping_archiver = archiver.clone();
     let services = crate::sip::Services {
         archiver,
         endpoints: endpoints.clone(),
@@ -361,6 +362,14 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
 
     shutdown_signal().await;
     println!("shutting down");
+    // Archive records are gathered for a moment before they are written:
+    // write what is gathered rather than lose it with the process.
+    if tokio::time::timeout(Duration::from_secs(10), stopping_archiver.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!("archive records still unwritten after 10 s at shutdown");
+    }
     // Give the write-behind of registrations a moment to finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())

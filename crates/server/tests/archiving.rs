@@ -745,6 +745,31 @@ fn support_now_ms() -> i64 {
 }
 
 #[tokio::test]
+async fn messages_answered_just_before_a_shutdown_are_in_the_archive() {
+    let mut server = archiving_server(&["alice", "bob"]).await;
+    let alice = pager(&server, "alice").await;
+    let bob = pager(&server, "bob").await;
+    let texts: Vec<String> = (0..5).map(|i| format!("last words {i}")).collect();
+    for t in &texts {
+        send_ok(&alice, "bob", t).await;
+    }
+    // Stopped (SIGTERM) at once: the records are still being gathered for
+    // the next batch when the signal arrives.
+    server.stop();
+    drop((alice, bob));
+    let archived: BTreeSet<String> = all_records(&server)
+        .iter()
+        .map(|r| text(&body_of(r)))
+        .collect();
+    for t in &texts {
+        assert!(
+            archived.contains(t),
+            "{t:?} was answered 200 but is not in the archive after a clean stop: {archived:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn session_messages_are_archived() {
     let server = archiving_server(&["alice", "bob"]).await;
     let alice = device(&server, "alice", Transport::Tcp, true).await;
