@@ -141,6 +141,9 @@ pub struct ArchiveCounters {
     pub refused_critical: AtomicU64,
 }
 
+// Records are nearly every job (one per message); boxing them to shrink the
+// rare flush would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     /// A record to write. Critical writes wait for the commit; the rest are
     /// spooled on failure.
