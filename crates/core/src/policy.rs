@@ -225,23 +225,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_reload_replaces_every_policy_derived_before_it() {
-        use switchboard_store::{Directory as _, Policies as _};
-        let store = switchboard_store::sqlite::SqliteStore::open_in_memory()
-            .await
-            .expect("store");
-        store.add_domain("example.com", 0).await.expect("domain");
-        store
-            .add_user(&switchboard_store::NewUser {
-                address: "alice@example.com".into(),
-                display_name: None,
-                credentials: switchboard_store::Credentials {
-                    password_hash: "x".into(),
-                    ha1: vec![],
-                },
-                created_ms: 0,
-            })
-            .await
-            .expect("user");
+        use switchboard_store::Policies as _;
+        let store = crate::test_support::store_with_users(&["alice@example.com"]).await;
         let p = Policies::new();
         let alice = Address::parse("alice@example.com").expect("valid");
         let bob = Address::parse("bob@example.com").expect("valid");

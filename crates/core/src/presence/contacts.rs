@@ -143,7 +143,7 @@ mod tests {
     use crate::presence::privacy::Decision;
     use crate::privacy::ContactGate as _;
     use switchboard_store::sqlite::SqliteStore;
-    use switchboard_store::{Contacts as _, Directory as _, NewUser, Policies as _, PolicyScope};
+    use switchboard_store::{Contacts as _, Policies as _, PolicyScope};
 
     fn a(s: &str) -> Address {
         Address::parse(s).expect("address")
@@ -152,22 +152,12 @@ mod tests {
     /// A store with alice, bob and carol; alice has privacy mode on and bob in
     /// her list (group Team).
     async fn setup() -> SqliteStore {
-        let store = SqliteStore::open_in_memory().await.expect("open");
-        store.add_domain("example.com", 0).await.expect("domain");
-        for u in ["alice@example.com", "bob@example.com", "carol@example.com"] {
-            store
-                .add_user(&NewUser {
-                    address: u.into(),
-                    display_name: None,
-                    credentials: switchboard_store::Credentials {
-                        password_hash: "x".into(),
-                        ha1: vec![],
-                    },
-                    created_ms: 0,
-                })
-                .await
-                .expect("user");
-        }
+        let store = crate::test_support::store_with_users(&[
+            "alice@example.com",
+            "bob@example.com",
+            "carol@example.com",
+        ])
+        .await;
         store
             .set_policy(
                 "privacy",
