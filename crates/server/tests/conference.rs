@@ -1797,7 +1797,8 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// (so their client shows the chat as over instead of meeting a 481 at the
 /// next message), and every member is told why by a notice first. The server
 /// runs under libfaketime reading its clock offset from a file; the test
-/// moves that clock 3 minutes ahead instead of waiting a real minute.
+/// moves that clock 3 minutes ahead instead of waiting a real minute. With
+/// archiving on, the archive shows every member leaving when it ended.
 #[tokio::test]
 async fn an_idle_conference_ends_with_a_bye_to_session_members_and_a_notice_to_all() {
     assert!(
@@ -1819,6 +1820,13 @@ async fn an_idle_conference_ends_with_a_bye_to_session_members_and_a_notice_to_a
         ],
     )
     .await;
+    server.cli_ok(&["archive", "config", "set", "--enabled", "on"], None);
+    server.cli_ok(
+        &["archive", "policy", "set", "--global", "--internal", "on"],
+        None,
+    );
+    // The server picks changes made with the CLI up within 500 ms.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let alice = session_device(&server, "alice").await;
     let bob = session_device(&server, "bob").await;
     let carol = pager_device(&server, "carol").await;
@@ -1896,6 +1904,30 @@ async fn an_idle_conference_ends_with_a_bye_to_session_members_and_a_notice_to_a
         .await
         .expect("MESSAGE");
     assert_eq!(r.status, 404, "{}", response_trace(&r));
+    // Its archive ends with every member leaving, and why.
+    let expected: Vec<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| format!("{u}@{DOMAIN}"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = server.cli_ok(&["archive", "search", "--json"], None);
+        let records: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+        let mut idle_leaves: Vec<String> = records
+            .iter()
+            .filter(|r| r["kind"] == "leave" && r["outcome"] == "conference ended: idle")
+            .filter_map(|r| r["sender"].as_str().map(str::to_owned))
+            .collect();
+        idle_leaves.sort();
+        if idle_leaves == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leave records at the idle end: {idle_leaves:?}, expected {expected:?}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// RFC 6665 §4.1.2.2 (one NOTIFY in flight per subscription): the NOTIFYs

@@ -666,6 +666,13 @@ impl SipServer {
             }
         }
         tracing::info!(conference = %c.id, "conference idle for too long");
+        // Everyone still in it leaves, as far as the archive is concerned.
+        let mut members: Vec<&Address> = c.members.iter().map(|m| &m.user).collect();
+        members.sort();
+        members.dedup();
+        for user in members {
+            self.archive_member_event(c, user, "leave", "conference ended: idle");
+        }
         // Dropping the legs closes their queues: what is queued still goes out.
         self.conference_ended(&c.id);
     }
@@ -875,6 +882,13 @@ impl SipServer {
         let Some(c) = self.conferences.get(conf) else {
             return;
         };
+        self.archive_member_event(&c, user, kind, "");
+    }
+
+    /// Archives `user`'s `join` or `leave` of `c`, among its members (and
+    /// `user`), with `outcome` (why, when the focus ended it).
+    fn archive_member_event(&self, c: &Conference, user: &Address, kind: &str, outcome: &str) {
+        let conf = &c.id;
         let mut users: Vec<Address> = c.members.iter().map(|m| m.user.clone()).collect();
         users.push(user.clone());
         users.sort();
@@ -893,7 +907,7 @@ impl SipServer {
             content_type: String::new(),
             body: Vec::new(),
             text: String::new(),
-            outcome: String::new(),
+            outcome: outcome.to_owned(),
             external: users.iter().any(|u| !self.directory.is_served(u.domain())),
         });
         if let Some((record, _)) = plan {
