@@ -175,6 +175,9 @@ pub struct Archiver {
     tx: mpsc::UnboundedSender<Job>,
     /// Wakes the writer out of its gathering sleep for a critical record.
     urgent: Arc<Notify>,
+    /// Set when the server stops: the writer no longer gathers, it writes
+    /// each record as soon as it is captured.
+    closing: Arc<AtomicBool>,
     healthy: Arc<AtomicBool>,
     pub counters: Arc<ArchiveCounters>,
 }
@@ -195,6 +198,7 @@ impl Archiver {
         // appended between a replay's read and its truncation.
         let spool_lock = Arc::new(tokio::sync::Mutex::new(()));
         let urgent = Arc::new(Notify::new());
+        let closing = Arc::new(AtomicBool::new(false));
         tokio::spawn(writer(
             archive.clone(),
             spool.clone(),
@@ -202,7 +206,7 @@ impl Archiver {
             healthy.clone(),
             counters.clone(),
             spool_lock.clone(),
-            urgent.clone(),
+            (urgent.clone(), closing.clone()),
         ));
         tokio::spawn(replayer(
             archive,
@@ -214,6 +218,7 @@ impl Archiver {
         Archiver {
             tx,
             urgent,
+            closing,
             healthy,
             counters,
         }
@@ -263,6 +268,14 @@ impl Archiver {
         }
     }
 
+    /// For a stopping server: from now on every record is written as soon as
+    /// it is captured (requests still in progress finish during the stop),
+    /// and what is being gathered is written before this returns.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.flush().await;
+    }
+
     /// False while the archive is failing (until a health probe succeeds).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -270,9 +283,11 @@ impl Archiver {
 }
 
 /// The next batch, in capture order, once `first` arrived: with a critical
-/// record or a flush in it, whatever is queued now; otherwise what is queued
-/// within [`GATHER`] of `first`, cut short by a critical record (which joins
-/// it) or a flush (released once the batch is written). At most [`BATCH`]
+/// record or a flush in it, what is queued now up to the first of them
+/// (the rest is the next batch's); otherwise what is queued within
+/// [`GATHER`] of `first` (nothing is gathered once the archiver is closing),
+/// cut short by a critical record (which joins it) or a flush (released once
+/// the batch is written). At most [`BATCH`]
 /// records (the rest are the next batch's), appended to `records` with their
 /// waiters (`None` for non-critical records) in `waiters`, flushes in
 /// `flushes`: the writer reuses the vectors, whose memory would otherwise be
@@ -284,12 +299,20 @@ impl Archiver {
 async fn gather(
     first: Job,
     rx: &mut mpsc::UnboundedReceiver<Job>,
-    urgent: &Notify,
+    (urgent, closing): (&Notify, &AtomicBool),
     records: &mut Vec<NewArchiveRecord>,
     waiters: &mut Vec<Waiter>,
     flushes: &mut Vec<oneshot::Sender<()>>,
 ) {
     let deadline = tokio::time::Instant::now() + GATHER;
+    // A wake-up stored for a job that was taken off the queue without
+    // sleeping would cut this batch short: drop it. (A job is queued before
+    // its wake-up is sent, so the jobs such a wake-up was for are read below.)
+    tokio::select! {
+        biased;
+        () = urgent.notified() => {}
+        () = std::future::ready(()) => {}
+    }
     // Whether to write now: a critical record or a flush is waiting.
     let mut now = take(first, records, waiters, flushes);
     let mut slept = false;
@@ -300,7 +323,7 @@ async fn gather(
                 Err(_) => break,
             }
         }
-        if now || slept || records.len() >= BATCH {
+        if now || slept || records.len() >= BATCH || closing.load(Ordering::Relaxed) {
             break;
         }
         tokio::select! {
@@ -343,7 +366,7 @@ async fn writer(
     healthy: Arc<AtomicBool>,
     counters: Arc<ArchiveCounters>,
     spool_lock: Arc<tokio::sync::Mutex<()>>,
-    urgent: Arc<Notify>,
+    (urgent, closing): (Arc<Notify>, Arc<AtomicBool>),
 ) {
     let mut records: Vec<NewArchiveRecord> = Vec::with_capacity(BATCH);
     let mut waiters: Vec<Waiter> = Vec::with_capacity(BATCH);
@@ -354,7 +377,7 @@ async fn writer(
         gather(
             first,
             &mut rx,
-            &urgent,
+            (&urgent, &closing),
             &mut records,
             &mut waiters,
             &mut flushes,
@@ -784,6 +807,34 @@ mod writer_tests {
         archiver.capture(record("four"));
         written(&archiver, 4).await;
         assert_eq!(archive.appends(), vec![(3, false), (1, false)]);
+    }
+
+    #[tokio::test]
+    async fn once_closing_records_are_written_without_gathering() {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        archiver.capture(record("before"));
+        archiver.close().await;
+        assert_eq!(archive.texts().await, vec!["before"]);
+        // Requests finishing during the stop: each written at once, not
+        // after a gathering window the process would not live to see. (The
+        // first may also be cut short by the wake-up the flush left behind;
+        // the second cannot.)
+        for (i, text) in ["during the stop", "and after it"].iter().enumerate() {
+            let started = Instant::now();
+            archiver.capture(record(text));
+            written(&archiver, 2 + i as u64).await;
+            assert!(
+                started.elapsed() < GATHER,
+                "{text:?} written after {:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(
+            archive.texts().await,
+            vec!["before", "during the stop", "and after it"]
+        );
     }
 
     #[tokio::test]

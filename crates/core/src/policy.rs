@@ -179,7 +179,12 @@ impl Policies {
                 kind: K::KIND,
                 user: None,
             },
-            || serde_json::from_value(derive::<K>(kd.global.as_ref())).unwrap_or_default(),
+            || {
+                serde_json::from_value(derive::<K>(kd.global.as_ref())).unwrap_or_else(|e| {
+                    tracing::warn!(kind = K::KIND, error = %e, "stored global policy does not parse; using defaults");
+                    K::default()
+                })
+            },
         )
     }
 }

@@ -363,15 +363,23 @@ pub async fn serve(data: &Path, mut config: Config, args: ServeArgs) -> anyhow::
     shutdown_signal().await;
     println!("shutting down");
     // Archive records are gathered for a moment before they are written:
-    // write what is gathered rather than lose it with the process.
-    if tokio::time::timeout(Duration::from_secs(10), stopping_archiver.flush())
+    // write what is gathered rather than lose it with the process; from now
+    // on records (of requests still finishing) are written at once.
+    if tokio::time::timeout(Duration::from_secs(10), stopping_archiver.close())
         .await
         .is_err()
     {
         tracing::error!("archive records still unwritten after 10 s at shutdown");
     }
-    // Give the write-behind of registrations a moment to finish.
+    // Give the write-behind of registrations a moment to finish, then write
+    // what was archived meanwhile.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if tokio::time::timeout(Duration::from_secs(2), stopping_archiver.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!("archive records still unwritten at exit");
+    }
     Ok(())
 }
 
@@ -435,14 +443,15 @@ fn start_archive_jobs(
                             retention_days = config.retention_days,
                             "archive retention applied"
                         );
+                        // Searches slow down as appends add index segments;
+                        // merging them once a day, at the quiet hour, keeps
+                        // them fast. A failure waits for the next day.
+                        match archive.compact_archive_indexes().await {
+                            Ok(steps) => tracing::info!(steps, "archive search indexes compacted"),
+                            Err(e) => tracing::warn!(error = %e, "archive index compaction failed"),
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "archive retention failed; will retry"),
-                }
-                // Searches slow down as appends add index segments; merging
-                // them once a day, at the quiet hour, keeps them fast.
-                match archive.compact_archive_indexes().await {
-                    Ok(steps) => tracing::info!(steps, "archive search indexes compacted"),
-                    Err(e) => tracing::warn!(error = %e, "archive index compaction failed"),
                 }
             }
             if minutes.is_multiple_of(10)

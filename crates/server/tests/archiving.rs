@@ -1392,7 +1392,7 @@ async fn corpus(server: &Server) -> (String, String) {
         .request(Method::Message, "text/plain", b"group budget question")
         .await
         .expect("MESSAGE");
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "{}", response_trace(&r));
     let conv = conf_conversation(&conf);
     assert_eq!(bd.bye().await.expect("BYE").status, 200);
     wait_records(server, "bob's leave", |r| {

@@ -433,6 +433,9 @@ const COMPACT_STEP_PAGES: u32 = 500;
 /// index keeps changing under it (about 8 GiB of merged pages).
 const COMPACT_MAX_STEPS: u32 = 4_000;
 
+/// Pause before each compaction step, for other writers.
+const COMPACT_PAUSE: Duration = Duration::from_millis(20);
+
 /// Inserts chained records with their threads (and the party sets and
 /// threads that are new), their full text and thread numbers, and their
 /// conversations' rows, inside the caller's transaction. The conversations'
@@ -1115,10 +1118,14 @@ impl Archive for SqliteArchive {
     /// Merges the segments of both FTS5 indexes (each batch of appends
     /// writes one per index, and a search probes every segment for every
     /// term: a user's search asks the thread index for hundreds of terms) in
-    /// steps of [`COMPACT_STEP_PAGES`] pages, one write transaction each, so
-    /// that an append waits for one step at most. FTS5's `merge` command
-    /// with a negative size merges every segment whatever its level; a step
-    /// that changes fewer than two rows means the index is one segment.
+    /// steps of [`COMPACT_STEP_PAGES`] pages, one write transaction each.
+    /// Each step holds this handle's append lock, which is fair: an append
+    /// queued meanwhile goes before the next step, so it waits for one step
+    /// at most; a pause between steps lets other processes' writers in too
+    /// (SQLite's busy handler polls, and would rarely catch the lock free).
+    /// FTS5's `merge` command with a negative size merges every segment
+    /// whatever its level; a step that changes fewer than two rows means the
+    /// index is one segment.
     async fn compact_archive_indexes(&self) -> StoreResult<u64> {
         let what = "compact archive indexes";
         let mut steps = 0;
@@ -1127,6 +1134,11 @@ impl Archive for SqliteArchive {
             "INSERT INTO archive_thread_index (archive_thread_index, rank) VALUES ('merge', ?)",
         ] {
             for _ in 0..COMPACT_MAX_STEPS {
+                tokio::time::sleep(COMPACT_PAUSE).await;
+                let _appends = match &self.writer {
+                    Some(writer) => Some(writer.lock().await),
+                    None => None,
+                };
                 let mut tx = begin_write(&self.pool, what).await?;
                 let before: i64 = sqlx::query_scalar("SELECT total_changes()")
                     .fetch_one(&mut *tx)
