@@ -733,6 +733,15 @@ mod writer_tests {
         }
     }
 
+    /// An archiver writing to a fresh recording archive, spooling in a
+    /// temporary directory (kept alive by the caller).
+    async fn started() -> (Arc<Recording>, tempfile::TempDir, Archiver) {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        (archive, dir, archiver)
+    }
+
     fn record(text: &str) -> NewArchiveRecord {
         NewArchiveRecord {
             conversation: "c".into(),
@@ -762,9 +771,7 @@ mod writer_tests {
 
     #[tokio::test]
     async fn non_critical_records_are_gathered_into_one_unsynced_commit_in_order() {
-        let archive = Recording::new().await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        let (archive, _dir, archiver) = started().await;
         let texts: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
         for t in &texts {
             archiver.capture(record(t));
@@ -785,9 +792,7 @@ mod writer_tests {
 
     #[tokio::test]
     async fn flush_writes_what_is_being_gathered_without_waiting_for_the_window() {
-        let archive = Recording::new().await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        let (archive, _dir, archiver) = started().await;
         // Nothing captured: returns at once.
         archiver.flush().await;
         assert!(archive.appends().is_empty());
@@ -811,16 +816,12 @@ mod writer_tests {
 
     #[tokio::test]
     async fn once_closing_records_are_written_without_gathering() {
-        let archive = Recording::new().await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        let (archive, _dir, archiver) = started().await;
         archiver.capture(record("before"));
         archiver.close().await;
         assert_eq!(archive.texts().await, vec!["before"]);
         // Requests finishing during the stop: each written at once, not
-        // after a gathering window the process would not live to see. (The
-        // first may also be cut short by the wake-up the flush left behind;
-        // the second cannot.)
+        // after a gathering window the process would not live to see.
         for (i, text) in ["during the stop", "and after it"].iter().enumerate() {
             let started = Instant::now();
             archiver.capture(record(text));
@@ -839,9 +840,7 @@ mod writer_tests {
 
     #[tokio::test]
     async fn a_critical_record_is_committed_at_once_and_durably_with_what_was_queued_before_it() {
-        let archive = Recording::new().await;
-        let dir = tempfile::tempdir().expect("tmp");
-        let archiver = Archiver::start(archive.clone(), dir.path().join("spool"));
+        let (archive, _dir, archiver) = started().await;
         archiver.capture(record("before 1"));
         archiver.capture(record("before 2"));
         let started = Instant::now();
