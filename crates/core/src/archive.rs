@@ -192,7 +192,11 @@ impl Archiver {
     /// Starts the writer over `archive`, spooling to `spool` (a file).
     pub fn start(archive: Arc<dyn Archive>, spool: PathBuf) -> Archiver {
         let (tx, rx) = mpsc::unbounded_channel();
-        let healthy = Arc::new(AtomicBool::new(true));
+        // Records a previous run spooled are replayed before anything new is
+        // written (the writer spools behind them until then).
+        let healthy = Arc::new(AtomicBool::new(
+            !has_records(&spool) && !has_records(&replaying_path(&spool)),
+        ));
         let counters = Arc::new(ArchiveCounters::default());
         // Held while the spool is appended to or replayed, so that nothing is
         // appended between a replay's read and its truncation.
@@ -508,6 +512,11 @@ fn read_spool(path: &std::path::Path) -> std::io::Result<Vec<NewArchiveRecord>> 
 
 /// Probes the archive while it is failing (or while the spool has records)
 /// and replays the spool into it once it is writable.
+/// Replays the spool once the archive is healthy again, then declares it
+/// healthy. The spool is moved aside (to [`replaying_path`]) under the spool
+/// lock and replayed without it, so that the writer can keep spooling, and a
+/// stopping server keep flushing, while a long spool is replayed; what was
+/// spooled meanwhile is replayed next, after it, keeping capture order.
 async fn replayer(
     archive: Arc<dyn Archive>,
     spool: PathBuf,
@@ -515,24 +524,29 @@ async fn replayer(
     counters: Arc<ArchiveCounters>,
     spool_lock: Arc<tokio::sync::Mutex<()>>,
 ) {
+    let replaying = replaying_path(&spool);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let has_spool = std::fs::metadata(&spool)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
-        if healthy.load(Ordering::Relaxed) && !has_spool {
+        if healthy.load(Ordering::Relaxed) && !has_records(&spool) && !has_records(&replaying) {
             continue;
         }
         if archive.archive_health().await.is_err() {
             continue;
         }
-        let _guard = spool_lock.lock().await;
-        let has_spool = std::fs::metadata(&spool)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
-        if has_spool {
-            match read_spool(&spool) {
+        // What a crash left in `replaying` goes first; otherwise the spool
+        // becomes the file to replay.
+        if !has_records(&replaying) {
+            let _guard = spool_lock.lock().await;
+            if has_records(&spool)
+                && let Err(e) = std::fs::rename(&spool, &replaying)
+            {
+                tracing::error!(error = %e, "cannot move the archive spool aside to replay it");
+                continue;
+            }
+        }
+        if has_records(&replaying) {
+            match read_spool(&replaying) {
                 Ok(records) => {
                     let mut ok = true;
                     for chunk in records.chunks(BATCH) {
@@ -548,11 +562,11 @@ async fn replayer(
                     if !ok {
                         continue;
                     }
-                    // Everything replayed: empty the spool. (A crash between the
-                    // append and this truncation replays the spool again: the
-                    // archive may then hold a record twice, never lose one.)
-                    if let Err(e) = std::fs::write(&spool, b"") {
-                        tracing::error!(error = %e, "cannot empty the archive spool");
+                    // Everything replayed: remove it. (A crash between the
+                    // append and the removal replays it again: the archive
+                    // may then hold a record twice, never lose one.)
+                    if let Err(e) = std::fs::remove_file(&replaying) {
+                        tracing::error!(error = %e, "cannot remove the replayed archive spool");
                         continue;
                     }
                     tracing::info!(records = records.len(), "archive spool replayed");
@@ -563,10 +577,38 @@ async fn replayer(
                 }
             }
         }
+        // Healthy only with nothing left to replay, decided under the lock
+        // the writer spools under: a record spooled meanwhile waits for the
+        // next round, and nothing is written ahead of it.
+        let _guard = spool_lock.lock().await;
+        if has_records(&spool) || has_records(&replaying) {
+            continue;
+        }
         if !healthy.swap(true, Ordering::Relaxed) {
             tracing::info!("archive writable again");
         }
     }
+}
+
+/// Where the spool is moved while it is replayed.
+pub fn replaying_path(spool: &std::path::Path) -> PathBuf {
+    let mut name = spool.as_os_str().to_owned();
+    name.push(".replaying");
+    PathBuf::from(name)
+}
+
+/// Records waiting to be archived in the spool at `spool` (the file being
+/// replayed included): what `archive status` reports.
+pub fn spooled_records(spool: &std::path::Path) -> usize {
+    [spool.to_path_buf(), replaying_path(spool)]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+        .sum()
+}
+
+fn has_records(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 
 #[cfg(test)]
@@ -627,11 +669,12 @@ mod writer_tests {
     use switchboard_store::sqlite::SqliteArchive;
 
     /// An in-memory archive that records each append (batch size, durable)
-    /// and can be made to fail.
+    /// and can be made to fail, or to take `slow_ms` per append.
     struct Recording {
         inner: SqliteArchive,
         appends: Mutex<Vec<(usize, bool)>>,
         failing: AtomicBool,
+        slow_ms: std::sync::atomic::AtomicU64,
     }
 
     impl Recording {
@@ -640,6 +683,7 @@ mod writer_tests {
                 inner: SqliteArchive::open_in_memory().await.expect("archive"),
                 appends: Mutex::new(Vec::new()),
                 failing: AtomicBool::new(false),
+                slow_ms: std::sync::atomic::AtomicU64::new(0),
             })
         }
 
@@ -654,6 +698,10 @@ mod writer_tests {
         ) -> StoreResult<Vec<i64>> {
             if self.failing.load(Ordering::Relaxed) {
                 return Err(switchboard_store::StoreError::Unavailable("failing".into()));
+            }
+            let slow = self.slow_ms.load(Ordering::Relaxed);
+            if slow > 0 {
+                tokio::time::sleep(Duration::from_millis(slow)).await;
             }
             self.appends
                 .lock()
@@ -902,5 +950,88 @@ mod writer_tests {
         written(&archiver, 2).await;
         assert_eq!(archive.texts().await, vec!["kept 1", "kept 2"]);
         assert!(archiver.is_healthy());
+    }
+
+    /// A long replay does not hold up the writer: records captured while the
+    /// spool is replayed are spooled behind it (a flush returns at once), and
+    /// everything ends up archived in capture order.
+    #[tokio::test]
+    async fn records_captured_during_a_long_replay_are_spooled_behind_it_without_waiting() {
+        let (archive, dir, archiver) = started().await;
+        let spool = dir.path().join("spool");
+        archive.failing.store(true, Ordering::Relaxed);
+        for t in ["outage 1", "outage 2"] {
+            archiver.capture(record(t));
+        }
+        archiver.flush().await;
+        assert_eq!(spooled_records(&spool), 2);
+        // The archive is back, but each append now takes 2 s.
+        archive.slow_ms.store(2_000, Ordering::Relaxed);
+        archive.failing.store(false, Ordering::Relaxed);
+        let start = Instant::now();
+        while !replaying_path(&spool).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "replay not started"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        archiver.capture(record("during the replay"));
+        let flushed = Instant::now();
+        archiver.flush().await;
+        assert!(
+            flushed.elapsed() < Duration::from_secs(1),
+            "flush waited {:?} for the replay",
+            flushed.elapsed()
+        );
+        assert_eq!(spooled_records(&spool), 3, "spooled behind the replay");
+        assert!(
+            !archiver.is_healthy(),
+            "not healthy before the spool is empty"
+        );
+        archive.slow_ms.store(0, Ordering::Relaxed);
+        written(&archiver, 3).await;
+        assert_eq!(
+            archive.texts().await,
+            vec!["outage 1", "outage 2", "during the replay"]
+        );
+        assert_eq!(spooled_records(&spool), 0);
+        let start = Instant::now();
+        while !archiver.is_healthy() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "never healthy again"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Healthy again: records go straight to the archive.
+        archiver.capture(record("after"));
+        written(&archiver, 4).await;
+        assert_eq!(
+            archive.texts().await.last().map(String::as_str),
+            Some("after")
+        );
+    }
+
+    /// Records a previous run spooled are archived before anything captured
+    /// after a restart.
+    #[tokio::test]
+    async fn a_spool_left_by_a_previous_run_is_archived_first() {
+        let archive = Recording::new().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = dir.path().join("spool");
+        append_spool(&replaying_path(&spool), &[&record("left mid-replay")]).expect("write");
+        append_spool(&spool, &[&record("left in the spool")]).expect("write");
+        let archiver = Archiver::start(archive.clone(), spool.clone());
+        assert!(
+            !archiver.is_healthy(),
+            "unhealthy until the old spool is replayed"
+        );
+        archiver.capture(record("new"));
+        written(&archiver, 3).await;
+        assert_eq!(
+            archive.texts().await,
+            vec!["left mid-replay", "left in the spool", "new"]
+        );
     }
 }

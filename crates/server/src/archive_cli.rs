@@ -627,9 +627,7 @@ async fn status(data: &Path, json: bool) -> anyhow::Result<()> {
     let archive = open_archive(data).await?;
     let head = archive.archive_head().await?;
     let anchor = archive.archive_anchor().await?;
-    let spool = std::fs::read_to_string(data.join("archive-spool.jsonl"))
-        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0);
+    let spool = switchboard_core::archive::spooled_records(&data.join("archive-spool.jsonl"));
     let mail = std::fs::read_to_string(data.join("archive-mail-status.json"))
         .ok()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
