@@ -123,6 +123,15 @@ pub enum Invitation {
     AlreadyMember,
 }
 
+/// What [`Conferences::leave`] changed.
+#[derive(Debug, Clone)]
+pub struct Left {
+    /// The conference just before the leave, the leaver included.
+    pub before: Conference,
+    /// The conference after it; `None` if the last member left and it ended.
+    pub after: Option<Conference>,
+}
+
 /// Every conference of this server.
 #[derive(Debug)]
 pub struct Conferences {
@@ -253,17 +262,28 @@ impl Conferences {
         })
     }
 
-    /// Removes a leg; returns the conference after the change, or None if it
-    /// ended (its last member left).
-    pub fn leave(&self, id: &str, endpoint: &str) -> Option<Conference> {
+    /// Removes a leg. `None` if the conference no longer exists (it already
+    /// ended: whoever ended it accounted for its members); otherwise the
+    /// conference as it was just before, the leaver included, and after
+    /// (`None` if the last member left and it ended). One step under the
+    /// lock, so that a leave and the end of the conference are never both
+    /// seen for the same member.
+    pub fn leave(&self, id: &str, endpoint: &str) -> Option<Left> {
         let mut map = self.lock();
         let c = map.get_mut(id)?;
+        let before = c.clone();
         c.members.retain(|m| m.endpoint != endpoint);
         if c.members.is_empty() {
             map.remove(id);
-            return None;
+            return Some(Left {
+                before,
+                after: None,
+            });
         }
-        Some(c.clone())
+        Some(Left {
+            before,
+            after: Some(c.clone()),
+        })
     }
 
     /// A message from `from_endpoint`'s member: appended to the history;
@@ -400,9 +420,13 @@ mod tests {
             confs.post("c1", "zzz", "text/plain", b"x", 5).err(),
             Some(ConfError::NotMember)
         );
-        assert!(confs.leave("c1", "a").is_some());
-        assert!(confs.leave("c1", "b").is_none(), "last one out ends it");
+        let left = confs.leave("c1", "a").expect("a member leaves");
+        assert_eq!(left.before.members.len(), 2);
+        assert_eq!(left.after.map(|c| c.members.len()), Some(1));
+        let left = confs.leave("c1", "b").expect("the last member leaves");
+        assert!(left.after.is_none(), "last one out ends it");
         assert!(confs.get("c1").is_none());
+        assert!(confs.leave("c1", "b").is_none(), "an ended conference");
     }
 
     #[test]

@@ -617,14 +617,22 @@ impl SipServer {
     pub fn leave(&self, conf: &str, endpoint: &str, announce: bool) {
         let leg = lock(&self.legs).remove(endpoint);
         let Some(leg) = leg else { return };
-        let last_leg = self
-            .conferences
-            .get(conf)
-            .is_some_and(|c| c.members.iter().filter(|m| m.user == leg.user).count() == 1);
+        let Some(left) = self.conferences.leave(conf, endpoint) else {
+            // Already ended (idle): its end archived every member's leave.
+            self.conference_ended(conf);
+            return;
+        };
+        let last_leg = left
+            .before
+            .members
+            .iter()
+            .filter(|m| m.user == leg.user)
+            .count()
+            == 1;
         if last_leg {
-            self.archive_presence_event(conf, &leg.user, "leave");
+            self.archive_member_event(&left.before, &leg.user, "leave", "");
         }
-        match self.conferences.leave(conf, endpoint) {
+        match left.after {
             Some(c) => {
                 if !c.is_member(&leg.user) {
                     self.ended_to_web(conf, &leg.user);
