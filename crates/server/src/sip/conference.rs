@@ -445,32 +445,23 @@ impl SipServer {
 
     /// A notice from the focus itself (someone joined, left, was invited).
     fn notice(&self, conf: &str, text: &str) {
-        let Some(c) = self.conferences.get(conf) else {
-            return;
-        };
-        let entry = self.notice_entry(&c, text);
-        let legs = lock(&self.legs);
-        for m in &c.members {
-            if let Some(leg) = legs.get(&m.endpoint) {
-                if is_pager_leg(&m.endpoint) {
-                    self.deliver_to_web(conf, &m.user, &entry, false);
-                }
-                let _ = leg.tx.send(Outgoing::Message {
-                    content_type: "text/plain".into(),
-                    body: text.as_bytes().to_vec(),
-                });
-            }
-        }
+        self.notice_where(conf, text, |_| true);
     }
 
     /// A notice from the focus to one member (all their legs).
     fn notice_to(&self, conf: &str, user: &Address, text: &str) {
+        self.notice_where(conf, text, |m| &m.user == user);
+    }
+
+    /// A notice from the focus to the members `to` selects, on every leg
+    /// they have (web sessions of pager legs included).
+    fn notice_where(&self, conf: &str, text: &str, to: impl Fn(&Member) -> bool) {
         let Some(c) = self.conferences.get(conf) else {
             return;
         };
         let entry = self.notice_entry(&c, text);
         let legs = lock(&self.legs);
-        for m in c.members.iter().filter(|m| &m.user == user) {
+        for m in c.members.iter().filter(|m| to(m)) {
             if let Some(leg) = legs.get(&m.endpoint) {
                 if is_pager_leg(&m.endpoint) {
                     self.deliver_to_web(conf, &m.user, &entry, false);
@@ -581,12 +572,7 @@ impl SipServer {
             return true;
         };
         let now = switchboard_core::now_ms();
-        let targets: Vec<Target> = self
-            .location
-            .bindings(user, now)
-            .iter()
-            .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
-            .collect();
+        let targets = self.device_targets(user, now);
         if targets.is_empty() {
             // A member signed in on the web only: their sessions had it
             // (see enqueue); reachable while a session is online.
@@ -866,20 +852,15 @@ impl SipServer {
         };
         let parties: Vec<&Address> = users.iter().collect();
         self.archive_plan(&parties, || {
-            let msg = switchboard_core::InstantMessage {
-                from: sender.clone(),
-                from_display: self.display_of(sender),
-                to: sender.clone(),
-                content_type: content_type.to_owned(),
-                body: body.to_vec(),
-                received_ms: switchboard_core::now_ms(),
-            };
-            let others: Vec<String> = users
-                .iter()
-                .filter(|u| *u != sender)
-                .map(Address::to_string)
-                .collect();
-            let mut r = self.message_record(&format!("{CONF_PREFIX}{}", c.id), &msg, others);
+            let others: Vec<&Address> = users.iter().filter(|u| *u != sender).collect();
+            let mut r = self.message_record(
+                &format!("{CONF_PREFIX}{}", c.id),
+                sender,
+                &others,
+                content_type,
+                body.to_vec(),
+                switchboard_core::now_ms(),
+            );
             r.outcome = format!("delivered to {} members", c.members.len().saturating_sub(1));
             r
         })

@@ -4,7 +4,6 @@
 //! only after a device answered 2xx.
 
 use super::location::LocationEvent;
-use super::proxy::Target;
 use super::{SipServer, UacOutcome, ids};
 use crate::transport::lock;
 use std::sync::Arc;
@@ -122,22 +121,16 @@ impl SipServer {
         let pending = self.offline.pending(self.store.as_ref(), aor).await?;
         for (id, msg, _attempts) in pending {
             let now = switchboard_core::now_ms();
-            let targets: Vec<Target> = self
-                .location
-                .bindings(aor, now)
-                .iter()
-                .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
-                .collect();
+            let targets = self.device_targets(aor, now);
             // Web sessions take it at once (their queue is the delivery);
             // SIP devices must answer 2xx.
-            let taken_by_web = self.endpoints.is_attached(aor)
-                && self.deliver_to_endpoints_at(
-                    &msg.from,
-                    aor,
-                    &msg.content_type,
-                    &msg.body,
-                    msg.received_ms,
-                ) > 0;
+            let taken_by_web = self.deliver_to_endpoints_at(
+                &msg.from,
+                aor,
+                &msg.content_type,
+                &msg.body,
+                msg.received_ms,
+            ) > 0;
             if taken_by_web {
                 if !targets.is_empty() {
                     let _ = self.send_to_devices(self.im_request(&msg), targets).await;

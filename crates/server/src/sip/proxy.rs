@@ -268,6 +268,15 @@ impl SipServer {
         self.transports.live_flow(&b.flow)
     }
 
+    /// Every registered device of `user` reachable now, as request targets.
+    pub fn device_targets(&self, user: &switchboard_core::Address, now_ms: i64) -> Vec<Target> {
+        self.location
+            .bindings(user, now_ms)
+            .iter()
+            .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
+            .collect()
+    }
+
     /// Forwards `req` (received on server transaction `server_key`) to every
     /// target in parallel and relays the outcome.
     pub fn proxy_to(

@@ -245,13 +245,13 @@ impl SipServer {
                     _ => self.respond(&key, reply(&req, 400, "Bad /invite: name a third user")),
                 };
             }
-            if ct.is("application", "im-iscomposing+xml")
-                && self.deliver_to_endpoints(&sender, &recipient, &ct.to_string(), &req.body) > 0
-            {
-                on_failure = OnFailure::Taken;
-            }
-            if !ct.is("application", "im-iscomposing+xml") {
-                self.record_one_to_one(&sender, &recipient, &ct.to_string(), &req.body);
+            let content_type = ct.to_string();
+            if ct.is("application", "im-iscomposing+xml") {
+                if self.deliver_to_endpoints(&sender, &recipient, &content_type, &req.body) > 0 {
+                    on_failure = OnFailure::Taken;
+                }
+            } else {
+                self.record_one_to_one(&sender, &recipient, &content_type, &req.body);
                 let sender_display = self
                     .directory
                     .user(&sender)
@@ -261,7 +261,7 @@ impl SipServer {
                     from: sender.clone(),
                     from_display: sender_display,
                     to: recipient.clone(),
-                    content_type: ct.to_string(),
+                    content_type,
                     body: req.body.clone(),
                     received_ms: switchboard_core::now_ms(),
                 });
@@ -299,7 +299,14 @@ impl SipServer {
                     .conversations
                     .id(&sender, &recipient, now, ids::long_token);
                 self.archive_plan(&[&sender, &recipient], || {
-                    self.message_record(&conversation, msg, vec![recipient.to_string()])
+                    self.message_record(
+                        &conversation,
+                        &msg.from,
+                        &[&recipient],
+                        &msg.content_type,
+                        msg.body.clone(),
+                        msg.received_ms,
+                    )
                 })
             }
             _ => None,
@@ -328,13 +335,8 @@ impl SipServer {
         }
         let Some(me) = self.arc() else { return };
         tokio::spawn(async move {
-            let mut accepted = record.clone();
-            accepted.outcome = "accepted".into();
-            match me.archiver.capture_critical(accepted).await {
-                Ok(()) => {
-                    let hook = me.archive_hook(record, true);
-                    me.forward_to(key, req, flow, targets, on_failure, Some(hook));
-                }
+            match me.commit_before_delivery(record).await {
+                Ok(hook) => me.forward_to(key, req, flow, targets, on_failure, Some(hook)),
                 Err(why) => {
                     tracing::warn!(reason = %why, "critical mode: message refused because it cannot be archived");
                     me.respond(
@@ -417,29 +419,54 @@ impl SipServer {
         }
     }
 
-    /// The archive record of an instant message.
+    /// The archive record of an instant message from `from` to `others`
+    /// (external if any of them is outside the served domains).
     pub fn message_record(
         &self,
         conversation: &str,
-        msg: &InstantMessage,
-        participants: Vec<String>,
+        from: &Address,
+        others: &[&Address],
+        content_type: &str,
+        body: Vec<u8>,
+        at_ms: i64,
     ) -> NewArchiveRecord {
-        let external = participants
-            .iter()
-            .chain(std::iter::once(&msg.from.to_string()))
-            .any(|p| Address::parse(p).is_ok_and(|a| !self.directory.is_served(a.domain())));
+        let external = std::iter::once(from)
+            .chain(others.iter().copied())
+            .any(|a| !self.directory.is_served(a.domain()));
         NewArchiveRecord {
             conversation: conversation.to_owned(),
             kind: "message".into(),
-            at_ms: msg.received_ms,
-            sender: msg.from.to_string(),
-            participants,
-            content_type: msg.content_type.clone(),
-            body: msg.body.clone(),
-            text: archive::searchable_text(&msg.content_type, &msg.body),
+            at_ms,
+            sender: from.to_string(),
+            participants: others.iter().map(|a| a.to_string()).collect(),
+            content_type: content_type.to_owned(),
+            text: archive::searchable_text(content_type, &body),
+            body,
             outcome: String::new(),
             external,
         }
+    }
+
+    /// Critical mode: commits `record` (as `accepted`) before the message is
+    /// delivered and returns the hook that archives its outcome; `Err` with
+    /// the reason when the archive cannot be written (the message must then
+    /// be refused).
+    pub async fn commit_before_delivery(
+        &self,
+        record: NewArchiveRecord,
+    ) -> Result<FinalHook, String> {
+        // The outcome record carries no content: copy the rest only.
+        let mut accepted = record;
+        let (body, text) = (
+            std::mem::take(&mut accepted.body),
+            std::mem::take(&mut accepted.text),
+        );
+        let outcome_record = accepted.clone();
+        accepted.body = body;
+        accepted.text = text;
+        accepted.outcome = "accepted".into();
+        self.archiver.capture_critical(accepted).await?;
+        Ok(self.archive_hook(outcome_record, true))
     }
 
     /// What archives the final outcome of a message: the whole record, or,
@@ -492,19 +519,15 @@ impl SipServer {
             .and_then(|u| self.user_address(u, req))?;
         let now = switchboard_core::now_ms();
         let conversation = self.conversations.id(&from, &to, now, ids::long_token);
-        let msg = InstantMessage {
-            from: from.clone(),
-            from_display: self
-                .directory
-                .user(&from)
-                .and_then(|u| u.display_name.clone()),
-            to: to.clone(),
-            content_type: ct.to_string(),
-            body: req.body.clone(),
-            received_ms: now,
-        };
         self.archive_plan(&[&from, &to], || {
-            self.message_record(&conversation, &msg, vec![to.to_string()])
+            self.message_record(
+                &conversation,
+                &from,
+                &[&to],
+                &ct.to_string(),
+                req.body.clone(),
+                now,
+            )
         })
     }
 

@@ -5,7 +5,6 @@
 //! MESSAGE the server sends on the sender's behalf, with the same rules as a
 //! MESSAGE from a SIP client (blocking, size, archiving, offline IM).
 
-use super::proxy::Target;
 use super::{SipServer, UacOutcome, ids};
 use switchboard_core::endpoints::EndpointEvent;
 use switchboard_core::{Address, InstantMessage, OfflineOutcome};
@@ -131,20 +130,25 @@ impl SipServer {
         self.record_one_to_one(&from, &to, &msg.content_type, &msg.body);
         let conversation = self.conversations.id(&from, &to, now, ids::long_token);
         let plan = self.archive_plan(&[&from, &to], || {
-            self.message_record(&conversation, &msg, vec![to.to_string()])
+            self.message_record(
+                &conversation,
+                &from,
+                &[&to],
+                &msg.content_type,
+                msg.body.clone(),
+                now,
+            )
         });
         let hook = match plan {
             None => None,
             Some((record, false)) => Some(self.archive_hook(record, false)),
-            Some((record, true)) => {
-                let mut accepted = record.clone();
-                accepted.outcome = "accepted".into();
-                if let Err(why) = self.archiver.capture_critical(accepted).await {
+            Some((record, true)) => match self.commit_before_delivery(record).await {
+                Ok(hook) => Some(hook),
+                Err(why) => {
                     tracing::warn!(reason = %why, "critical mode: web message refused because it cannot be archived");
                     return Err(ImRefused::ArchiveUnavailable);
                 }
-                Some(self.archive_hook(record, true))
-            }
+            },
         };
         let finish = |status: u16| {
             if let Some(h) = hook {
@@ -164,12 +168,7 @@ impl SipServer {
                 at_ms: now,
             },
         );
-        let targets: Vec<Target> = self
-            .location
-            .bindings(&to, now)
-            .iter()
-            .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
-            .collect();
+        let targets = self.device_targets(&to, now);
         let taken_by_sip = !targets.is_empty()
             && matches!(
                 self.send_to_devices(self.im_request(&msg), targets).await,
@@ -227,12 +226,7 @@ impl SipServer {
                 active,
             },
         );
-        let targets: Vec<Target> = self
-            .location
-            .bindings(to, now)
-            .iter()
-            .filter_map(|b| self.flow_for(b).map(|f| Target::for_binding(b, f)))
-            .collect();
+        let targets = self.device_targets(to, now);
         if targets.is_empty() {
             return;
         }

@@ -136,6 +136,10 @@ impl SipServer {
         entry: &HistoryEntry,
         replay: bool,
     ) -> usize {
+        // Most members have no web session: copy nothing for them.
+        if !self.endpoints.is_attached(user) {
+            return 0;
+        }
         self.endpoints.deliver(
             user,
             EndpointEvent::ConferenceMessage {
