@@ -287,8 +287,7 @@ impl Archiver {
 }
 
 /// The next batch, in capture order, once `first` arrived: with a critical
-/// record or a flush in it, what is queued now up to the first of them
-/// (the rest is the next batch's); otherwise what is queued within
+/// record or a flush in it, whatever is queued now; otherwise what is queued within
 /// [`GATHER`] of `first` (nothing is gathered once the archiver is closing),
 /// cut short by a critical record (which joins it) or a flush (released once
 /// the batch is written). At most [`BATCH`]
@@ -321,7 +320,7 @@ async fn gather(
     let mut now = take(first, records, waiters, flushes);
     let mut slept = false;
     loop {
-        while records.len() < BATCH && !now {
+        while records.len() < BATCH {
             match rx.try_recv() {
                 Ok(job) => now |= take(job, records, waiters, flushes),
                 Err(_) => break,
@@ -423,18 +422,13 @@ async fn write_batch(
     // the spool (keeping their order behind what is already there).
     let result: Result<(), String> = if !healthy.load(Ordering::Relaxed) {
         Err("the archive is unavailable".into())
-    } else if critical {
-        archive
-            .append_archive(records)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     } else {
-        archive
-            .append_archive_unsynced(records)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let appended = if critical {
+            archive.append_archive(records).await
+        } else {
+            archive.append_archive_unsynced(records).await
+        };
+        appended.map(|_| ()).map_err(|e| e.to_string())
     };
     match result {
         Ok(()) => {
@@ -510,10 +504,8 @@ fn read_spool(path: &std::path::Path) -> std::io::Result<Vec<NewArchiveRecord>> 
     Ok(out)
 }
 
-/// Probes the archive while it is failing (or while the spool has records)
-/// and replays the spool into it once it is writable.
-/// Replays the spool once the archive is healthy again, then declares it
-/// healthy. The spool is moved aside (to [`replaying_path`]) under the spool
+/// Probes the archive while it is failing (or while the spool has records),
+/// replays the spool once it is writable, then declares it healthy. The spool is moved aside (to [`replaying_path`]) under the spool
 /// lock and replayed without it, so that the writer can keep spooling, and a
 /// stopping server keep flushing, while a long spool is replayed; what was
 /// spooled meanwhile is replayed next, after it, keeping capture order.
@@ -923,6 +915,10 @@ mod writer_tests {
         let appends = archive.appends();
         assert!(appends.iter().all(|(_, durable)| *durable), "{appends:?}");
         assert_eq!(appends.iter().map(|(n, _)| n).sum::<usize>(), 23);
+        assert!(
+            appends.len() < 1 + 20,
+            "some of the 20 requests shared a commit: {appends:?}"
+        );
         assert_eq!(archive.texts().await.len(), 23);
     }
 

@@ -246,7 +246,8 @@ mod tests {
         };
         set(PolicyScope::User("alice@example.com".into()), false).await;
         p.load(&store, &["im"]).await.expect("load");
-        // Asked twice: the second answer comes from what the first derived.
+        // Asked twice: what the first derived and kept answers the second
+        // the same.
         for _ in 0..2 {
             assert!(!p.effective::<ImPolicy>(&alice).offline_im);
             assert!(p.effective::<ImPolicy>(&bob).offline_im);
