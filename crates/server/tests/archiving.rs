@@ -27,13 +27,13 @@ mod support;
 
 use serde_json::Value;
 use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::sqlite::SqliteConnection;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{DOMAIN, PASSWORD, Server};
+use support::{ArchiveLock, DOMAIN, PASSWORD, Server, archive_connection as connect};
 use switchboard_sip::{HeaderName, Method, NameAddr, Response};
 use switchboard_testua::{Dialog, RegisterOptions, Transport, Ua, UaConfig};
 
@@ -319,44 +319,6 @@ async fn bring_in(referrer: &mut Dialog, invitee: &Ua, user: &str) -> Dialog {
     inv.accept(&invitee.im_sdp())
         .await
         .expect("accept the focus's INVITE")
-}
-
-/// Holds an exclusive transaction on `DATA/archive.db`: nobody else can
-/// write the archive until it is released.
-struct ArchiveLock(Option<SqliteConnection>);
-
-impl ArchiveLock {
-    async fn take(data: &Path) -> ArchiveLock {
-        let mut conn = connect(data).await;
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut conn)
-            .await
-            .expect("BEGIN EXCLUSIVE on archive.db");
-        ArchiveLock(Some(conn))
-    }
-
-    async fn release(mut self) {
-        if let Some(mut conn) = self.0.take() {
-            sqlx::query("ROLLBACK")
-                .execute(&mut conn)
-                .await
-                .expect("release the archive lock");
-            conn.close().await.expect("close");
-        }
-    }
-}
-
-/// A direct connection to the archive file (what an intruder or a backup
-/// tool has).
-async fn connect(data: &Path) -> SqliteConnection {
-    // Foreign keys off: deleting a record leaves its index rows alone, so
-    // that putting the record back restores the file exactly.
-    let opts = SqliteConnectOptions::new()
-        .filename(data.join("archive.db"))
-        .foreign_keys(false);
-    SqliteConnection::connect_with(&opts)
-        .await
-        .expect("open archive.db")
 }
 
 /// `archive status --json`.

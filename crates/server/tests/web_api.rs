@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{DOMAIN, PASSWORD, Server};
+use support::{ArchiveLock, DOMAIN, PASSWORD, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -3252,4 +3252,82 @@ async fn tour(server: &Server, rec: &Recorder) {
         .await
         .empty(204);
     dave.delete("/api/v1/sessions/current").await.empty(204);
+}
+
+/// Messages sent through the API are archived like SIP ones, critical mode
+/// included: committed before delivery, and refused with `503` and
+/// `Retry-After` while the archive cannot be written, until it can again.
+#[tokio::test]
+async fn critical_mode_archives_api_messages_first_and_refuses_them_while_the_archive_is_locked() {
+    let server = Server::with_users(&["alice", "bob"]);
+    server.cli_ok(
+        &[
+            "archive",
+            "config",
+            "set",
+            "--enabled",
+            "on",
+            "--critical",
+            "on",
+        ],
+        None,
+    );
+    server.cli_ok(
+        &["archive", "policy", "set", "--global", "--internal", "on"],
+        None,
+    );
+    // The server picks changes made with the CLI up within 500 ms.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let alice = sign_in(&server, "alice").await;
+    let _bob = sign_in(&server, "bob").await;
+    let id = alice
+        .post("/api/v1/conversations", json!({"with": addr("bob")}))
+        .await
+        .ok(200)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/api/v1/conversations/{id}/messages");
+    alice
+        .post(&path, json!({"text": "before the outage"}))
+        .await
+        .ok(201);
+    let archived = server.cli_ok(&["archive", "search", "--json", "--text", "outage"], None);
+    let records: Vec<Value> = serde_json::from_str(&archived).expect("JSON");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "message" && r["outcome"] == "accepted"),
+        "committed before delivery: {archived}"
+    );
+
+    let lock = ArchiveLock::take(server.dir.path()).await;
+    let refused = alice
+        .post(&path, json!({"text": "during the outage"}))
+        .await;
+    let p = refused.problem(503);
+    assert!(
+        refused.header("retry-after").is_some(),
+        "503 carries Retry-After: {p}"
+    );
+    lock.release().await;
+    // Recovers by itself once the archive can be written again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = alice.post(&path, json!({"text": "after the outage"})).await;
+        if r.status == 201 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "still refused 10 s after the archive came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let archived = server.cli_ok(&["archive", "search", "--json", "--text", "outage"], None);
+    assert!(
+        !archived.contains("during the outage"),
+        "a refused message is not archived: {archived}"
+    );
 }

@@ -342,3 +342,41 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut c
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Holds an exclusive transaction on `DATA/archive.db`: nobody else can
+/// write the archive until it is released.
+pub struct ArchiveLock(Option<sqlx::sqlite::SqliteConnection>);
+
+impl ArchiveLock {
+    pub async fn take(data: &Path) -> ArchiveLock {
+        let mut conn = archive_connection(data).await;
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut conn)
+            .await
+            .expect("BEGIN EXCLUSIVE on archive.db");
+        ArchiveLock(Some(conn))
+    }
+
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.0.take() {
+            sqlx::query("ROLLBACK")
+                .execute(&mut conn)
+                .await
+                .expect("release the archive lock");
+            sqlx::Connection::close(conn).await.expect("close");
+        }
+    }
+}
+
+/// A direct connection to the archive file (what an intruder or a backup
+/// tool has).
+pub async fn archive_connection(data: &Path) -> sqlx::sqlite::SqliteConnection {
+    // Foreign keys off: deleting a record leaves its index rows alone, so
+    // that putting the record back restores the file exactly.
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data.join("archive.db"))
+        .foreign_keys(false);
+    <sqlx::sqlite::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+        .await
+        .expect("open archive.db")
+}
