@@ -2135,13 +2135,15 @@ async fn the_event_channel_works_as_a_websocket_and_as_a_long_poll() {
         .ok(200);
     assert_eq!(later["events"], json!([]), "{later}");
     assert_eq!(later["next"], next);
-    // The bearer header works as well as the query parameter.
-    Api::anonymous(&server)
+    // The query parameter works as well as the bearer header: the same
+    // session's events answer.
+    let by_query = Api::anonymous(&server)
         .get(&format!(
             "/api/v1/events/poll?since={next}&timeout=0&access_token={token}"
         ))
         .await
         .ok(200);
+    assert_eq!(by_query["next"], next, "{by_query}");
 
     // Signing out ends the session: the socket is told, then closed at once
     // (well before the periodic token check, every 30 s).
